@@ -1,0 +1,18 @@
+"""fastgan: fused, numerically stable GAN losses for PyTorch.
+
+    import fastgan
+    loss_d = fastgan.F.hinge_d_loss(d_real, d_fake)
+    loss_g = fastgan.F.hinge_g_loss(d_fake_for_g)
+
+See ``fastgan.functional`` for the losses and ``fastgan.set_backend`` for who computes them.
+"""
+from . import functional
+from . import functional as F
+from . import reference
+from .backends import available_backends, get_backend, set_backend, use_backend
+from .registry import OPS
+
+__version__ = "0.1.0"
+
+__all__ = ["functional", "F", "reference", "available_backends", "get_backend", "set_backend",
+           "use_backend", "OPS", "__version__"]

@@ -1,0 +1,369 @@
+"""The ``"triton"`` backend: launchers for the kernels in ``kernels/`` and their autograd.
+
+Autograd design (measured, see benchmarks/results/overhead-cpu.md):
+
+* Each op is a plain ``torch.autograd.Function``.  In eager mode its forward and
+  backward call the kernel launchers directly, which keeps the per-call cost at
+  the ``autograd.Function`` floor.  Under ``torch.compile`` the same Function
+  calls the launchers through ``torch.library.custom_op`` wrappers
+  (``fastgan::*``) with fake implementations, so Dynamo captures the whole loss
+  without graph breaks; the custom-op round trip is only paid at trace time.
+* First-order gradients come from the fused backward kernel.  When a graph of
+  the backward is requested (``create_graph=True``: double backward, gradient
+  penalties through the loss) the backward is instead the vector-Jacobian
+  product of the reference (``fastgan.reference``), which is differentiable to
+  any order; its first derivatives equal the kernel's (tested), so second
+  derivatives are never silently wrong.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .._kernels import import_kernels
+from ..registry import OPS, OpSpec
+
+_kernels = None
+_import_error: Optional[str] = None
+
+
+def _load():
+    """Import the kernels lazily: TRITON_INTERPRET is read when they are decorated."""
+    global _kernels, _import_error
+    if _kernels is None and _import_error is None:
+        try:
+            _kernels = import_kernels("losses")
+        except ModuleNotFoundError as exc:
+            hint = "; install it with `pip install triton`" if exc.name == "triton" else ""
+            _import_error = f"{type(exc).__name__}: {exc}{hint}"
+        except Exception as exc:  # a broken triton install
+            _import_error = f"{type(exc).__name__}: {exc}"
+    return _kernels
+
+
+def interpreted() -> bool:
+    k = _load()
+    return k is not None and type(k.pair_fwd_kernel).__name__ == "InterpretedFunction"
+
+
+def status() -> Tuple[bool, str]:
+    k = _load()
+    if k is None:
+        return False, f"the Triton kernels cannot be imported ({_import_error})"
+    import triton
+    if interpreted():
+        return True, f"triton {triton.__version__} through the interpreter (TRITON_INTERPRET=1): CPU tensors, slow"
+    if torch.cuda.is_available():
+        return True, f"triton {triton.__version__} on {torch.cuda.get_device_name()}"
+    return False, (f"triton {triton.__version__} is installed but there is no CUDA device; "
+                   "set TRITON_INTERPRET=1 before importing fastgan to run the kernels on CPU "
+                   "through the Triton interpreter (slow, for tests)")
+
+
+def check_device(device: torch.device) -> Optional[str]:
+    if device.type == "cuda" or (device.type == "cpu" and interpreted()):
+        return None
+    if device.type == "cpu":
+        return ("the triton backend needs CUDA tensors; for CPU tensors set TRITON_INTERPRET=1 "
+                "before importing fastgan (the Triton interpreter), or use backend 'torch'")
+    return f"the triton backend does not run on {device.type} tensors; use backend 'torch'"
+
+
+# --------------------------------------------------------------------------- launchers
+
+def _flat(x: Tensor) -> Tensor:
+    return x.reshape(-1) if x.is_contiguous() else x.contiguous().view(-1)
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _side(side, n: int, reduction: str):
+    """Kernel scalars of one side: sgn, t_hi, t_lo, w_hi, w_lo."""
+    k = _kernels
+    sgn, t = side if side is not None else (1.0, 0.0)
+    w = 1.0 / n if (reduction == "mean" and n > 0) else 1.0
+    return (float(sgn), *k.split(float(t)), *k.split(w))
+
+
+def _bias(reduction: str, sizes: Sequence[int]) -> float:
+    # mean over an empty side is nan, as torch's mean of nothing
+    return math.nan if reduction == "mean" and any(n == 0 for n in sizes) else 0.0
+
+
+def pair_forward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_f,
+                 reduction: str) -> List[Tensor]:
+    k = _load()
+    fk = _flat(fake)
+    rk = _flat(real) if real is not None else fk
+    n_r = real.numel() if real is not None else 0
+    n_f = fake.numel()
+    scalars = (*_side(side_r, n_r, reduction), *_side(side_f, n_f, reduction))
+    f64 = fake.dtype == torch.float64
+    common = dict(KIND=k.KINDS[kind], F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    if reduction == "none":
+        out_r = torch.empty_like(rk) if real is not None else rk.new_empty(0)
+        out_f = torch.empty_like(fk)
+        total = n_r + n_f
+        if total:
+            k.pair_fwd_kernel[(k.elementwise_grid(total),)](
+                rk, fk, out_r, out_f, out_f, n_r, n_f, 1, *scalars, 0.0,
+                REDUCE=0, FINAL=0, **common)
+        return [out_r.view(real.shape) if real is not None else out_r, out_f.view(fake.shape)]
+    sizes = (n_r, n_f) if real is not None else (n_f,)
+    bias = _bias(reduction, sizes)
+    plan = k.reduce_plan(n_r + n_f)
+    out = torch.empty((), dtype=fake.dtype, device=fake.device)
+    if plan.final:
+        k.pair_fwd_kernel[(1,)](rk, fk, rk, fk, out, n_r, n_f, plan.iters, *scalars, bias,
+                                REDUCE=1, FINAL=1, **common)
+    else:
+        part = torch.empty(plan.programs, dtype=_acc_dtype(fake.dtype), device=fake.device)
+        k.pair_fwd_kernel[(plan.programs,)](rk, fk, rk, fk, part, n_r, n_f, plan.iters, *scalars, 0.0,
+                                            REDUCE=1, FINAL=0, **common)
+        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK,
+                                    num_warps=k.NUM_WARPS)
+    return [out]
+
+
+def pair_backward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_f, reduction: str,
+                  grads: Sequence[Tensor]) -> List[Tensor]:
+    k = _load()
+    fk = _flat(fake)
+    rk = _flat(real) if real is not None else fk
+    n_r = real.numel() if real is not None else 0
+    n_f = fake.numel()
+    scalars = (*_side(side_r, n_r, reduction), *_side(side_f, n_f, reduction))
+    g_r = torch.empty_like(rk) if real is not None else rk.new_empty(0)
+    g_f = torch.empty_like(fk)
+    if reduction == "none":
+        up = grads[-1]
+        up_r = _flat(grads[0].to(rk.dtype)) if real is not None else fk
+        up_f = _flat(grads[-1].to(fk.dtype))
+        ew = 1
+    else:
+        up = grads[0].to(fk.dtype)
+        up_r = up_f = fk
+        ew = 0
+    total = n_r + n_f
+    if total:
+        k.pair_bwd_kernel[(k.elementwise_grid(total),)](
+            rk, fk, up, up_r, up_f, g_r, g_f, n_r, n_f, *scalars,
+            KIND=k.KINDS[kind], ELEMENTWISE_UP=ew, F64=fk.dtype == torch.float64,
+            BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    return [g_r.view(real.shape) if real is not None else g_r, g_f.view(fake.shape)]
+
+
+def _bce_operands(x: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor]):
+    xk = _flat(x)
+    wk = _flat(weight.to(x.dtype).expand(x.shape)) if weight is not None else xk
+    pk = _flat(pos_weight.to(x.dtype).expand(x.shape)) if pos_weight is not None else xk
+    return xk, wk, pk
+
+
+def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+                reduction: str) -> List[Tensor]:
+    k = _load()
+    xk, wk, pk = _bce_operands(x, weight, pos_weight)
+    tk = _flat(t.to(x.dtype))
+    n = x.numel()
+    common = dict(HAS_W=int(weight is not None), HAS_PW=int(pos_weight is not None),
+                  F64=x.dtype == torch.float64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    if reduction == "none":
+        out = torch.empty_like(xk)
+        if n:
+            k.bce_fwd_kernel[(k.elementwise_grid(n),)](xk, tk, wk, pk, out, n, 1, 1.0, 0.0, 0.0,
+                                                       REDUCE=0, FINAL=0, **common)
+        return [out.view(x.shape)]
+    w = k.split(1.0 / n if (reduction == "mean" and n) else 1.0)
+    bias = _bias(reduction, (n,))
+    plan = k.reduce_plan(n)
+    out = torch.empty((), dtype=x.dtype, device=x.device)
+    if plan.final:
+        k.bce_fwd_kernel[(1,)](xk, tk, wk, pk, out, n, plan.iters, *w, bias, REDUCE=1, FINAL=1, **common)
+    else:
+        part = torch.empty(plan.programs, dtype=_acc_dtype(x.dtype), device=x.device)
+        k.bce_fwd_kernel[(plan.programs,)](xk, tk, wk, pk, part, n, plan.iters, *w, 0.0,
+                                           REDUCE=1, FINAL=0, **common)
+        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK,
+                                    num_warps=k.NUM_WARPS)
+    return [out]
+
+
+def bce_backward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+                 reduction: str, up: Tensor) -> Tensor:
+    k = _load()
+    xk, wk, pk = _bce_operands(x, weight, pos_weight)
+    tk = _flat(t.to(x.dtype))
+    n = x.numel()
+    g = torch.empty_like(xk)
+    ew = int(reduction == "none")
+    upk = _flat(up.to(x.dtype)) if ew else up.to(x.dtype)
+    w = k.split(1.0 / n if (reduction == "mean" and n) else 1.0)
+    if n:
+        k.bce_bwd_kernel[(k.elementwise_grid(n),)](
+            xk, tk, wk, pk, upk, g, n, *w, HAS_W=int(weight is not None),
+            HAS_PW=int(pos_weight is not None), ELEMENTWISE_UP=ew, F64=x.dtype == torch.float64,
+            BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    return g.view(x.shape)
+
+
+# --------------------------------------------------------------------------- custom ops (torch.compile)
+
+def _fake_like(x: Tensor) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastgan::pair_loss", mutates_args=())
+def _pair_loss_op(real: Optional[Tensor], fake: Tensor, kind: str, params: List[float],
+                  reduction: str) -> List[Tensor]:
+    side_r, side_f = _unpack(params)
+    return pair_forward(kind, real, fake, side_r, side_f, reduction)
+
+
+@_pair_loss_op.register_fake
+def _(real, fake, kind, params, reduction):
+    if reduction == "none":
+        return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
+    return [fake.new_empty(())]
+
+
+@torch.library.custom_op("fastgan::pair_loss_backward", mutates_args=())
+def _pair_loss_bwd_op(real: Optional[Tensor], fake: Tensor, kind: str, params: List[float],
+                      reduction: str, grads: List[Tensor]) -> List[Tensor]:
+    side_r, side_f = _unpack(params)
+    return pair_backward(kind, real, fake, side_r, side_f, reduction, grads)
+
+
+@_pair_loss_bwd_op.register_fake
+def _(real, fake, kind, params, reduction, grads):
+    return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
+
+
+@torch.library.custom_op("fastgan::bce_with_logits", mutates_args=())
+def _bce_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+            reduction: str) -> Tensor:
+    return bce_forward(x, t, weight, pos_weight, reduction)[0]
+
+
+@_bce_op.register_fake
+def _(x, t, weight, pos_weight, reduction):
+    return _fake_like(x) if reduction == "none" else x.new_empty(())
+
+
+@torch.library.custom_op("fastgan::bce_with_logits_backward", mutates_args=())
+def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+                reduction: str, up: Tensor) -> Tensor:
+    return bce_backward(x, t, weight, pos_weight, reduction, up)
+
+
+@_bce_bwd_op.register_fake
+def _(x, t, weight, pos_weight, reduction, up):
+    return _fake_like(x)
+
+
+def _pack(side_r, side_f) -> List[float]:
+    # a missing real side (generator losses) is marked by a nan sgn
+    r = list(side_r) if side_r is not None else [math.nan, 0.0]
+    return [float(v) for v in (*r, *side_f)]
+
+
+def _unpack(params: Sequence[float]):
+    side_r = None if math.isnan(params[0]) else (params[0], params[1])
+    return side_r, (params[2], params[3])
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+# --------------------------------------------------------------------------- autograd
+
+def _reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor]):
+    """The backward as the reference's vector-Jacobian product, with a graph (double backward).
+    ``fn(*inputs)`` evaluates the reference; returns one gradient (or None) per input."""
+    with torch.enable_grad():
+        out = fn(*inputs)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        wrt = [x for x in inputs if x is not None and x.requires_grad]
+        res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=True, allow_unused=True))
+    return [next(res) if (x is not None and x.requires_grad) else None for x in inputs]
+
+
+class _PairLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, name: str, kwargs: dict, reduction: str, real, fake):
+        kind, side_r, side_f = OPS[name].lower(**kwargs)
+        ctx.meta = (name, kwargs, reduction, kind, side_r, side_f)
+        ctx.save_for_backward(real, fake)
+        if _compiling():
+            outs = _pair_loss_op(real, fake, kind, _pack(side_r, side_f), reduction)
+        else:
+            outs = pair_forward(kind, real, fake, side_r, side_f, reduction)
+        if reduction == "none":
+            return (outs[0], outs[1]) if real is not None else outs[1]
+        return outs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        name, kwargs, reduction, kind, side_r, side_f = ctx.meta
+        real, fake = ctx.saved_tensors
+        if _compiling():
+            g_r, g_f = _pair_loss_bwd_op(real, fake, kind, _pack(side_r, side_f), reduction, list(grads))
+        elif torch.is_grad_enabled():
+            ref = OPS[name].reference
+            inputs = [real, fake] if real is not None else [fake]
+            res = _reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads)
+            g_r, g_f = res if real is not None else (None, res[0])
+        else:
+            g_r, g_f = pair_backward(kind, real, fake, side_r, side_f, reduction, grads)
+        return None, None, None, (g_r if real is not None else None), g_f
+
+
+class _BCEWithLogits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, reduction: str, x, t, weight, pos_weight):
+        ctx.reduction = reduction
+        ctx.save_for_backward(x, t, weight, pos_weight)
+        if _compiling():
+            return _bce_op(x, t, weight, pos_weight, reduction)
+        return bce_forward(x, t, weight, pos_weight, reduction)[0]
+
+    @staticmethod
+    def backward(ctx, up):
+        x, t, weight, pos_weight = ctx.saved_tensors
+        reduction = ctx.reduction
+        if _compiling():
+            return None, _bce_bwd_op(x, t, weight, pos_weight, reduction, up), None, None, None
+        others = any(v is not None and v.requires_grad for v in (t, weight, pos_weight))
+        if others or torch.is_grad_enabled():
+            # gradients of target / weight / pos_weight, or a graph of the backward
+            from .. import reference
+            res = _reference_vjp(
+                lambda a, b, w, p: reference.binary_cross_entropy_with_logits(a, b, w, reduction, p),
+                [x, t, weight, pos_weight], [up])
+            return (None, *res)
+        return None, bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
+
+
+# --------------------------------------------------------------------------- backend entry
+
+def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
+    if spec.family == "pair":
+        if len(tensors) == 2:
+            real, fake = tensors
+            if real.dtype != fake.dtype:  # as torch promotes real.mean() + fake.mean()
+                dt = torch.promote_types(real.dtype, fake.dtype)
+                real, fake = real.to(dt), fake.to(dt)
+        else:
+            real, fake = None, tensors[0]
+        return _PairLoss.apply(spec.name, kwargs, reduction, real, fake)
+    if spec.family == "bce":
+        x, t = tensors
+        return _BCEWithLogits.apply(reduction, x, t, kwargs.get("weight"), kwargs.get("pos_weight"))
+    raise NotImplementedError(f"the triton backend has no kernel for op {spec.name!r}")

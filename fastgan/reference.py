@@ -1,0 +1,165 @@
+"""The pure-PyTorch reference: the specification of every fastgan op, in code.
+
+Each function is written plainly from its formula with ordinary torch ops, so it
+is differentiable to any order and is the oracle every test, ``fastgan verify``
+and ``fastgan bench`` compare against.  It is also the ``"torch"`` backend.
+
+Two deliberate choices, both from the API contract:
+
+* ``0 · ∞ = 0`` in the label products of BCE, so that ``BCEwithlogits(+∞, 1) = 0``
+  and ``BCEwithlogits(−∞, 0) = 0`` (what the stable formula means), where a naive
+  ``max(s, 0) − s·t`` gives ``∞ − ∞ = nan``.  ``torch.nn.functional`` returns nan
+  there; fastgan does not.
+* Half-precision inputs are computed in float32 and the result is cast back to
+  the input's dtype; float64 stays float64.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "bce_terms", "reduce_pair", "reduce_one",
+    "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss",
+    "lsgan_d_loss", "lsgan_g_loss", "wasserstein_d_loss", "wasserstein_g_loss",
+    "binary_cross_entropy_with_logits", "grad_norm_penalty",
+]
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _up(x: Tensor) -> Tensor:
+    return x.to(_compute_dtype(x))
+
+
+def _mul0(a, b: Tensor) -> Tensor:
+    """``a · b`` with ``0 · ∞ = 0`` (``a`` a label: a Python number or a tensor)."""
+    if isinstance(a, Tensor):
+        return torch.where(a == 0, torch.zeros_like(b), a * b)
+    return torch.zeros_like(b) if a == 0 else a * b
+
+
+def bce_terms(s: Tensor, t) -> Tensor:
+    """``BCEwithlogits(s, t) = max(s, 0) − s·t + log1p(exp(−|s|))``, written as
+    ``(1 − t)·relu(s) + t·relu(−s) + log1p(exp(−|s|))`` with ``0·∞ = 0``."""
+    return _mul0(1 - t, torch.relu(s)) + _mul0(t, torch.relu(-s)) + torch.log1p(torch.exp(-s.abs()))
+
+
+def softplus_terms(s: Tensor) -> Tensor:
+    """``softplus(s) = log(1 + exp(s)) = BCEwithlogits(s, 0)``."""
+    return bce_terms(s, 0.0)
+
+
+def reduce_one(terms: Tensor, like: Tensor, reduction: str) -> Tensor:
+    """Reduce one tensor of per-element terms and cast to ``like``'s dtype."""
+    if reduction == "mean":
+        out = terms.mean()
+    elif reduction == "sum":
+        out = terms.sum()
+    else:
+        out = terms
+    return out.to(like.dtype)
+
+
+def reduce_pair(real_terms: Tensor, fake_terms: Tensor, real: Tensor, fake: Tensor, reduction: str):
+    """Discriminator reduction: ``mean(real) + mean(fake)``, ``sum + sum``, or the tuple."""
+    if reduction == "none":
+        return real_terms.to(real.dtype), fake_terms.to(fake.dtype)
+    if reduction == "mean":
+        out = real_terms.mean() + fake_terms.mean()
+    else:
+        out = real_terms.sum() + fake_terms.sum()
+    return out.to(torch.promote_types(real.dtype, fake.dtype))
+
+
+# --- vanilla GAN (stable BCE with logits) -----------------------------------
+
+def bce_d_loss(real: Tensor, fake: Tensor, *, real_label: float = 1.0, fake_label: float = 0.0,
+               reduction: str = "mean"):
+    """``BCEwithlogits(x, real_label)`` and ``BCEwithlogits(y, fake_label)``."""
+    return reduce_pair(bce_terms(_up(real), real_label), bce_terms(_up(fake), fake_label),
+                       real, fake, reduction)
+
+
+def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean"):
+    """Non-saturating ``softplus(−y)``; saturating (minimax) ``−softplus(y)``."""
+    y = _up(fake)
+    terms = -softplus_terms(y) if saturating else softplus_terms(-y)
+    return reduce_one(terms, fake, reduction)
+
+
+# --- hinge ------------------------------------------------------------------
+
+def hinge_d_loss(real: Tensor, fake: Tensor, *, margin: float = 1.0, reduction: str = "mean"):
+    """``relu(margin − x)`` and ``relu(margin + y)``."""
+    return reduce_pair(torch.relu(margin - _up(real)), torch.relu(margin + _up(fake)),
+                       real, fake, reduction)
+
+
+def hinge_g_loss(fake: Tensor, *, reduction: str = "mean"):
+    """``−y``."""
+    return reduce_one(-_up(fake), fake, reduction)
+
+
+# --- least squares ----------------------------------------------------------
+
+def lsgan_d_loss(real: Tensor, fake: Tensor, *, a: float = 0.0, b: float = 1.0, reduction: str = "mean"):
+    """``½(x − b)²`` and ``½(y − a)²``."""
+    return reduce_pair(0.5 * (_up(real) - b) ** 2, 0.5 * (_up(fake) - a) ** 2, real, fake, reduction)
+
+
+def lsgan_g_loss(fake: Tensor, *, c: float = 1.0, reduction: str = "mean"):
+    """``½(y − c)²``."""
+    return reduce_one(0.5 * (_up(fake) - c) ** 2, fake, reduction)
+
+
+# --- Wasserstein --------------------------------------------------------------
+
+def wasserstein_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """``−x`` and ``y``: the critic minimises ``E[D(G(z))] − E[D(x)]``."""
+    return reduce_pair(-_up(real), _up(fake), real, fake, reduction)
+
+
+def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean"):
+    """``−y``."""
+    return reduce_one(-_up(fake), fake, reduction)
+
+
+# --- drop-in binary_cross_entropy_with_logits ---------------------------------
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
+    """``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]`` (torch's formula), ``0·∞ = 0``.
+
+    ``(1 − t)·s + softplus(−s)`` is rewritten as ``(1 − t)·relu(s) + t·relu(−s) + log1p(exp(−|s|))``
+    so that the infinite logits give the limits of the math, not nan.
+    """
+    s, t = _up(input), target.to(_compute_dtype(input))
+    terms = bce_terms(s, t)
+    if pos_weight is not None:
+        # (p − 1)·t·softplus(−s), the extra weight on the positive term
+        terms = terms + _mul0((pos_weight.to(s.dtype) - 1) * t, softplus_terms(-s))
+    if weight is not None:
+        terms = terms * weight.to(s.dtype)
+    return reduce_one(terms, input, reduction)
+
+
+# --- gradient-norm penalty ------------------------------------------------------
+
+def grad_norm_penalty(grads: Tensor, *, center: float = 1.0, one_sided: bool = False,
+                      reduction: str = "mean") -> Tensor:
+    """Per sample ``n_i = ‖grads[i]‖₂`` over every non-batch dim; ``(n_i − center)²``,
+    or ``max(0, n_i − center)²`` if ``one_sided``; ``center = 0`` is the squared norm."""
+    g = _up(grads).flatten(1)
+    sq = (g * g).sum(dim=1)
+    if center == 0:
+        terms = torch.relu(sq) if one_sided else sq  # n² ≥ 0 already; no square root
+    else:
+        # sqrt'(0) = inf would give 0·inf = nan at a zero row; the norm's gradient there is 0.
+        safe = torch.where(sq > 0, sq, torch.ones_like(sq))
+        n = torch.where(sq > 0, safe.sqrt(), torch.zeros_like(sq))
+        d = n - center
+        terms = torch.relu(d) ** 2 if one_sided else d * d
+    return reduce_one(terms, grads, reduction)

@@ -1,0 +1,365 @@
+"""Fused Triton kernels for the GAN losses.
+
+Two op families, one generic kernel pair each:
+
+* ``pair``: every discriminator and generator loss.  The per-element term is
+  ``term_KIND(s; sgn, t)`` with a ``tl.constexpr`` KIND and two scalars per side
+  (real / fake), so a generator loss is a pair loss with an empty real side:
+
+  ======  ===============================  ==============================
+  KIND    term(s; sgn, t)                  d term / d s
+  ======  ===============================  ==============================
+  BCE     sgn · BCEwithlogits(s, t)        sgn · (sigmoid(s) − t)
+  HINGE   relu(t + sgn · s)                sgn · [t + sgn · s > 0]
+  LSGAN   ½ (s − t)²                       s − t
+  LINEAR  sgn · s                          sgn
+  ======  ===============================  ==============================
+
+* ``bce``: the drop-in ``binary_cross_entropy_with_logits`` with element-wise
+  target, optional weight and pos_weight.
+
+Design (the fewest bytes moved):
+
+* Forward reads each logit once.  The real and fake tensors are treated as one
+  virtual concatenation, so a single launch computes both sides' terms and their
+  per-side sums: program ``p`` owns the contiguous chunk
+  ``[p·iters·BLOCK, (p+1)·iters·BLOCK)`` and writes one partial
+  ``w_r·Σ real terms + w_f·Σ fake terms`` (``w`` = 1/N for mean, 1 for sum).
+  Up to ``SINGLE_PROGRAM_MAX`` elements, one program does everything and writes
+  the final scalar (one launch).  Above it, a second, single-program launch sums
+  the per-program partials in a fixed order (``sum_partials``).  No atomics, so
+  the result is bit-identical run after run.
+* Nothing is stored for the backward except the inputs themselves: the backward
+  recomputes the per-element derivative from the logits (reads N, writes N),
+  where storing the gradient in the forward would write N more and read it back.
+* Offsets are int64 (``program_id`` is widened before it is multiplied), so
+  tensors of more than 2**31 elements are addressed correctly.
+* Half types are computed in float32; float64 in float64 (``F64``).  Float
+  parameters are passed as a float32 (hi, lo) pair so that float64 inputs see
+  the parameter to ~48 bits rather than rounded to float32.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import triton
+import triton.language as tl
+
+BCE, HINGE, LSGAN, LINEAR = 0, 1, 2, 3
+KINDS = {"bce": BCE, "hinge": HINGE, "lsgan": LSGAN, "linear": LINEAR}
+
+BLOCK = 1024                        # elements per program per iteration
+NUM_WARPS = 4
+SINGLE_PROGRAM_MAX = 32 * BLOCK     # up to this many elements: one program, one launch
+MAX_PROGRAMS = 1024                 # above it: at most this many partials
+PARTIALS_BLOCK = 1024               # the second stage reads the partials in chunks of this
+
+FLOAT_DTYPES = ("fp16", "bf16", "fp32", "fp64")
+
+
+# --------------------------------------------------------------------------- helpers
+
+@triton.jit
+def _relu(z):
+    # relu that keeps nan (as torch.relu does)
+    return tl.where(z < 0, 0.0, z)
+
+
+@triton.jit
+def _mul0(a, b):
+    # a * b with 0 * inf = 0 (a is a label)
+    return tl.where(a == 0, 0.0, a * b)
+
+
+@triton.jit
+def _log1p(z):
+    # accurate log(1 + z) for z in [0, 1] from log alone (Goldberg's trick)
+    u = 1.0 + z
+    d = u - 1.0
+    return tl.where(d == 0, z, tl.log(u) * (z / d))
+
+
+@triton.jit
+def _sigmoid(s):
+    return 1.0 / (1.0 + tl.exp(-s))
+
+
+@triton.jit
+def _bce(s, t):
+    # BCEwithlogits(s, t) = (1 - t) relu(s) + t relu(-s) + log1p(exp(-|s|)), 0 * inf = 0
+    return _mul0(1.0 - t, _relu(s)) + _mul0(t, _relu(-s)) + _log1p(tl.exp(-tl.abs(s)))
+
+
+@triton.jit
+def _term(s, sgn, t, KIND: tl.constexpr):
+    if KIND == 0:
+        v = sgn * _bce(s, t)
+    elif KIND == 1:
+        v = _relu(t + sgn * s)
+    elif KIND == 2:
+        d = s - t
+        v = 0.5 * d * d
+    else:
+        v = sgn * s
+    return v
+
+
+@triton.jit
+def _dterm(s, sgn, t, KIND: tl.constexpr):
+    if KIND == 0:
+        v = sgn * (_sigmoid(s) - t)
+    elif KIND == 1:
+        # torch's threshold_backward: zero where z <= 0 (so exactly at the margin), else pass
+        v = tl.where(t + sgn * s <= 0, 0.0, sgn + tl.zeros_like(s))
+    elif KIND == 2:
+        v = s - t
+    else:
+        v = sgn + tl.zeros_like(s)
+    return v
+
+
+@triton.jit
+def _acc(x, F64: tl.constexpr):
+    # the compute dtype: float64 for float64 inputs, float32 otherwise (scalars too)
+    if F64:
+        y = tl.cast(x, tl.float64)
+    else:
+        y = tl.cast(x, tl.float32)
+    return y
+
+
+# --------------------------------------------------------------------------- pair family
+
+@triton.jit
+def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
+                    n_real, n_fake, iters,
+                    sgn_r, tr_hi, tr_lo, wr_hi, wr_lo,
+                    sgn_f, tf_hi, tf_lo, wf_hi, wf_lo, bias,
+                    KIND: tl.constexpr, REDUCE: tl.constexpr, FINAL: tl.constexpr,
+                    F64: tl.constexpr, BLOCK: tl.constexpr):
+    """REDUCE=0: store the terms (out_r, out_f).  REDUCE=1: write this program's
+    weighted partial to part_ptr[pid], or, with FINAL, the finished loss (+ bias)
+    to part_ptr[0] in the output dtype."""
+    pid = tl.program_id(0).to(tl.int64)
+    total = n_real + n_fake
+    t_r = _acc(tr_hi, F64) + _acc(tr_lo, F64)
+    t_f = _acc(tf_hi, F64) + _acc(tf_lo, F64)
+    acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    base = pid * iters * BLOCK
+    for i in range(0, iters):
+        offs = base + i * BLOCK + tl.arange(0, BLOCK)
+        m_r = offs < n_real
+        m_f = (offs >= n_real) & (offs < total)
+        x_r = tl.load(real_ptr + offs, mask=m_r, other=0.0)
+        x_f = tl.load(fake_ptr + (offs - n_real), mask=m_f, other=0.0)
+        s = tl.where(m_r, _acc(x_r, F64), _acc(x_f, F64))
+        v = _term(s, tl.where(m_r, sgn_r, sgn_f), tl.where(m_r, t_r, t_f), KIND)
+        if REDUCE:
+            acc_r += tl.where(m_r, v, 0.0)
+            acc_f += tl.where(m_f, v, 0.0)
+        else:
+            tl.store(out_r_ptr + offs, v.to(out_r_ptr.dtype.element_ty), mask=m_r)
+            tl.store(out_f_ptr + (offs - n_real), v.to(out_f_ptr.dtype.element_ty), mask=m_f)
+    if REDUCE:
+        w_r = _acc(wr_hi, F64) + _acc(wr_lo, F64)
+        w_f = _acc(wf_hi, F64) + _acc(wf_lo, F64)
+        partial = w_r * tl.sum(acc_r, axis=0) + w_f * tl.sum(acc_f, axis=0)
+        if FINAL:
+            tl.store(part_ptr, (partial + bias).to(part_ptr.dtype.element_ty))
+        else:
+            tl.store(part_ptr + pid, partial)
+
+
+@triton.jit
+def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f_ptr,
+                    n_real, n_fake,
+                    sgn_r, tr_hi, tr_lo, wr_hi, wr_lo,
+                    sgn_f, tf_hi, tf_lo, wf_hi, wf_lo,
+                    KIND: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
+                    F64: tl.constexpr, BLOCK: tl.constexpr):
+    """grad = upstream · w · d term / d s, recomputed from the logits.
+    ELEMENTWISE_UP: the upstream gradients are tensors (reduction="none"),
+    else one scalar read from up_ptr on the device (no host sync)."""
+    pid = tl.program_id(0).to(tl.int64)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    total = n_real + n_fake
+    m_r = offs < n_real
+    m_f = (offs >= n_real) & (offs < total)
+    x_r = tl.load(real_ptr + offs, mask=m_r, other=0.0)
+    x_f = tl.load(fake_ptr + (offs - n_real), mask=m_f, other=0.0)
+    s = tl.where(m_r, _acc(x_r, F64), _acc(x_f, F64))
+    t = tl.where(m_r, _acc(tr_hi, F64) + _acc(tr_lo, F64), _acc(tf_hi, F64) + _acc(tf_lo, F64))
+    d = _dterm(s, tl.where(m_r, sgn_r, sgn_f), t, KIND)
+    if ELEMENTWISE_UP:
+        u_r = tl.load(up_r_ptr + offs, mask=m_r, other=0.0)
+        u_f = tl.load(up_f_ptr + (offs - n_real), mask=m_f, other=0.0)
+        g = tl.where(m_r, _acc(u_r, F64), _acc(u_f, F64)) * d
+    else:
+        u = _acc(tl.load(up_ptr), F64)
+        w = tl.where(m_r, _acc(wr_hi, F64) + _acc(wr_lo, F64), _acc(wf_hi, F64) + _acc(wf_lo, F64))
+        g = (u * w) * d
+    tl.store(g_r_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m_r)
+    tl.store(g_f_ptr + (offs - n_real), g.to(g_f_ptr.dtype.element_ty), mask=m_f)
+
+
+@triton.jit
+def sum_partials_kernel(part_ptr, out_ptr, n, bias, BLOCK: tl.constexpr):
+    """Second stage: out = Σ partials + bias, in a fixed order (deterministic)."""
+    acc = tl.zeros([BLOCK], dtype=part_ptr.dtype.element_ty)
+    for start in range(0, n, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        acc += tl.load(part_ptr + offs, mask=offs < n, other=0.0)
+    total = tl.sum(acc, axis=0) + bias
+    tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
+
+
+# --------------------------------------------------------------------------- bce drop-in family
+
+@triton.jit
+def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr, F64: tl.constexpr):
+    v = _bce(s, t)
+    if HAS_PW:
+        p = _acc(tl.load(pw_ptr + offs, mask=m, other=1.0), F64)
+        v += _mul0((p - 1.0) * t, _relu(-s) + _log1p(tl.exp(-tl.abs(s))))
+    if HAS_W:
+        v *= _acc(tl.load(w_ptr + offs, mask=m, other=0.0), F64)
+    return v
+
+
+@triton.jit
+def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, bias,
+                   HAS_W: tl.constexpr, HAS_PW: tl.constexpr, REDUCE: tl.constexpr,
+                   FINAL: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+    """w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)] per element; REDUCE/FINAL as in pair_fwd."""
+    pid = tl.program_id(0).to(tl.int64)
+    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    base = pid * iters * BLOCK
+    for i in range(0, iters):
+        offs = base + i * BLOCK + tl.arange(0, BLOCK)
+        m = offs < n
+        s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
+        t = _acc(tl.load(t_ptr + offs, mask=m, other=0.0), F64)
+        v = _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W, HAS_PW, F64)
+        if REDUCE:
+            acc += tl.where(m, v, 0.0)
+        else:
+            tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=m)
+    if REDUCE:
+        partial = (_acc(w_hi, F64) + _acc(w_lo, F64)) * tl.sum(acc, axis=0)
+        if FINAL:
+            tl.store(out_ptr, (partial + bias).to(out_ptr.dtype.element_ty))
+        else:
+            tl.store(out_ptr + pid, partial)
+
+
+@triton.jit
+def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
+                   HAS_W: tl.constexpr, HAS_PW: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
+                   F64: tl.constexpr, BLOCK: tl.constexpr):
+    """d/ds = w · [sigmoid(s) − t − (p − 1)·t·sigmoid(−s)] times the upstream gradient."""
+    pid = tl.program_id(0).to(tl.int64)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
+    t = _acc(tl.load(t_ptr + offs, mask=m, other=0.0), F64)
+    d = _sigmoid(s) - t
+    if HAS_PW:
+        p = _acc(tl.load(pw_ptr + offs, mask=m, other=1.0), F64)
+        d -= (p - 1.0) * t * _sigmoid(-s)
+    if HAS_W:
+        d *= _acc(tl.load(w_ptr + offs, mask=m, other=0.0), F64)
+    if ELEMENTWISE_UP:
+        u = _acc(tl.load(up_ptr + offs, mask=m, other=0.0), F64)
+    else:
+        u = _acc(tl.load(up_ptr), F64) * (_acc(w_hi, F64) + _acc(w_lo, F64))
+    tl.store(g_ptr + offs, (u * d).to(g_ptr.dtype.element_ty), mask=m)
+
+
+# --------------------------------------------------------------------------- launch plans
+
+def split(x: float):
+    """x as a float32 (hi, lo) pair: hi + lo equals x to ~48 bits."""
+    import struct
+    if not math.isfinite(x):
+        return x, 0.0
+    hi = struct.unpack("f", struct.pack("f", x))[0]
+    return hi, x - hi
+
+
+@dataclass(frozen=True)
+class Plan:
+    programs: int
+    iters: int
+
+    @property
+    def final(self) -> bool:
+        return self.programs == 1
+
+
+def reduce_plan(total: int) -> Plan:
+    """How a reduction over ``total`` elements is split into programs.  Depends on
+    the size alone, never on the device, so results are reproducible everywhere."""
+    nblocks = max(1, triton.cdiv(total, BLOCK))
+    if total <= SINGLE_PROGRAM_MAX:
+        return Plan(1, nblocks)
+    iters = triton.cdiv(nblocks, MAX_PROGRAMS)
+    return Plan(triton.cdiv(nblocks, iters), iters)
+
+
+def elementwise_grid(total: int) -> int:
+    return max(1, triton.cdiv(total, BLOCK))
+
+
+# --------------------------------------------------------------------------- specialisations
+#
+# Every (kernel, signature, constexprs) the launchers can produce.  The launchers
+# below only pass constexpr values drawn from these sets; tests/test_aot_compile.py
+# compiles every entry for real GPU targets.
+
+def _ptr(dt):
+    return "*" + dt
+
+
+def specializations():
+    """Yield ``(name, kernel, signature, constexprs)`` for every launchable specialisation."""
+    f32 = "fp32"
+    pair_scalars = {"sgn_r": f32, "tr_hi": f32, "tr_lo": f32, "wr_hi": f32, "wr_lo": f32,
+                    "sgn_f": f32, "tf_hi": f32, "tf_lo": f32, "wf_hi": f32, "wf_lo": f32}
+    for dt in FLOAT_DTYPES:
+        acc = "fp64" if dt == "fp64" else "fp32"
+        f64 = dt == "fp64"
+        for kind_name, kind in KINDS.items():
+            for reduce_, final in ((0, 0), (1, 0), (1, 1)):
+                out = dt if (reduce_ == 0 or final) else acc
+                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "out_r_ptr": _ptr(dt),
+                       "out_f_ptr": _ptr(dt), "part_ptr": _ptr(out),
+                       "n_real": "i32", "n_fake": "i32", "iters": "i32", **pair_scalars, "bias": f32}
+                ce = {"KIND": kind, "REDUCE": reduce_, "FINAL": final, "F64": f64, "BLOCK": BLOCK}
+                yield (f"pair_fwd[{kind_name},{dt},reduce={reduce_},final={final}]",
+                       pair_fwd_kernel, sig, ce)
+            for ew in (0, 1):
+                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "up_ptr": _ptr(dt),
+                       "up_r_ptr": _ptr(dt), "up_f_ptr": _ptr(dt), "g_r_ptr": _ptr(dt),
+                       "g_f_ptr": _ptr(dt), "n_real": "i32", "n_fake": "i32", **pair_scalars}
+                ce = {"KIND": kind, "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
+                yield f"pair_bwd[{kind_name},{dt},elementwise_up={ew}]", pair_bwd_kernel, sig, ce
+        sig = {"part_ptr": _ptr(acc), "out_ptr": _ptr(dt), "n": "i32", "bias": f32}
+        yield f"sum_partials[{acc}->{dt}]", sum_partials_kernel, sig, {"BLOCK": PARTIALS_BLOCK}
+        for has_w in (0, 1):
+            for has_pw in (0, 1):
+                for reduce_, final in ((0, 0), (1, 0), (1, 1)):
+                    out = dt if (reduce_ == 0 or final) else acc
+                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(dt), "w_ptr": _ptr(dt), "pw_ptr": _ptr(dt),
+                           "out_ptr": _ptr(out), "n": "i32", "iters": "i32",
+                           "w_hi": f32, "w_lo": f32, "bias": f32}
+                    ce = {"HAS_W": has_w, "HAS_PW": has_pw, "REDUCE": reduce_, "FINAL": final,
+                          "F64": f64, "BLOCK": BLOCK}
+                    yield (f"bce_fwd[{dt},w={has_w},pw={has_pw},reduce={reduce_},final={final}]",
+                           bce_fwd_kernel, sig, ce)
+                for ew in (0, 1):
+                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(dt), "w_ptr": _ptr(dt), "pw_ptr": _ptr(dt),
+                           "up_ptr": _ptr(dt), "g_ptr": _ptr(dt), "n": "i32", "w_hi": f32, "w_lo": f32}
+                    ce = {"HAS_W": has_w, "HAS_PW": has_pw, "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
+                    yield f"bce_bwd[{dt},w={has_w},pw={has_pw},elementwise_up={ew}]", bce_bwd_kernel, sig, ce
