@@ -158,6 +158,13 @@ def g_loss(kind: str, fake: Tensor, **kw):
     return globals()[_kind(kind, G_KINDS)](fake, **kw)
 
 
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
+
+
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Optional[Tensor] = None) -> Tensor:
@@ -183,7 +190,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
         raise ValueError(f"target size ({tuple(target.shape)}) must be the same as input size "
                          f"({tuple(input.shape)})")
     for name, v in (("weight", weight), ("pos_weight", pos_weight)):
-        if v is not None and torch.broadcast_shapes(v.shape, input.shape) != input.shape:
+        if v is not None and not _broadcasts_to(v.shape, input.shape):
             raise ValueError(f"{name} of shape {tuple(v.shape)} does not broadcast to the input's shape "
                              f"{tuple(input.shape)}")
     check_reduction(reduction)

@@ -81,8 +81,12 @@ def _log1p(z):
 
 
 @triton.jit
-def _sigmoid(s):
-    return 1.0 / (1.0 + tl.exp(-s))
+def _dbce(s, t):
+    # sigmoid(s) - t without cancellation in the tails: for s > 0 it is
+    # (1 - t) - sigmoid(-s), exact for t = 1 where sigmoid(s) - 1 would round to 0
+    e = tl.exp(-tl.abs(s))
+    small = e / (1.0 + e)  # sigmoid(-|s|)
+    return tl.where(s > 0, (1.0 - t) - small, small - t)
 
 
 @triton.jit
@@ -108,7 +112,7 @@ def _term(s, sgn, t, KIND: tl.constexpr):
 @triton.jit
 def _dterm(s, sgn, t, KIND: tl.constexpr):
     if KIND == 0:
-        v = sgn * (_sigmoid(s) - t)
+        v = sgn * _dbce(s, t)
     elif KIND == 1:
         # torch's threshold_backward: zero where z <= 0 (so exactly at the margin), else pass
         v = tl.where(t + sgn * s <= 0, 0.0, sgn + tl.zeros_like(s))
@@ -264,10 +268,11 @@ def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
     m = offs < n
     s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
     t = _acc(tl.load(t_ptr + offs, mask=m, other=0.0), F64)
-    d = _sigmoid(s) - t
+    d = _dbce(s, t)
     if HAS_PW:
+        # sigmoid(-s) = -(sigmoid(s) - 1), accurate in both tails
         p = _acc(tl.load(pw_ptr + offs, mask=m, other=1.0), F64)
-        d -= (p - 1.0) * t * _sigmoid(-s)
+        d -= (p - 1.0) * t * -_dbce(s, 1.0)
     if HAS_W:
         d *= _acc(tl.load(w_ptr + offs, mask=m, other=0.0), F64)
     if ELEMENTWISE_UP:

@@ -50,7 +50,18 @@ def interpreted() -> bool:
     return k is not None and type(k.pair_fwd_kernel).__name__ == "InterpretedFunction"
 
 
+_status: Optional[Tuple[bool, str]] = None
+
+
 def status() -> Tuple[bool, str]:
+    """Usable in this process?  Computed once (it cannot change: TRITON_INTERPRET is read at import)."""
+    global _status
+    if _status is None:
+        _status = _compute_status()
+    return _status
+
+
+def _compute_status() -> Tuple[bool, str]:
     k = _load()
     if k is None:
         return False, f"the Triton kernels cannot be imported ({_import_error})"

@@ -1,0 +1,101 @@
+"""Every op of the registry x every usable backend x dtype x reduction x shape,
+values and gradients against the float64 reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastgan.registry import DTYPES, OPS, REDUCTIONS
+
+from .conftest import DEVICES, runnable, usable_backends
+from .helpers import check_against_reference
+
+# (real shape, fake shape); single-input ops use the first
+SHAPES = {
+    "one": ((1,), (1,)),
+    "seven": ((7,), (7,)),
+    "1000": ((1000,), (1000,)),
+    "2^16+3": ((2 ** 16 + 3,), (2 ** 16 + 3,)),
+    "patchgan": ((8, 1, 30, 30), (8, 1, 30, 30)),
+    "different-sizes": ((64,), (4, 1, 13, 13)),
+}
+
+
+def _shapes(spec, key):
+    shapes = SHAPES[key]
+    if spec.is_pair:
+        return shapes
+    return tuple(shapes[0] for _ in spec.args)
+
+
+def _cases():
+    for name, spec in OPS.items():
+        for oi, opts in enumerate(spec.options):
+            yield pytest.param(name, opts, id=f"{name}-opt{oi}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("backend", usable_backends())
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("name,opts", list(_cases()))
+def test_against_reference(name, opts, shape, reduction, dtype, backend, device):
+    if not runnable(backend, device):
+        pytest.skip(f"{backend} does not run on {device}")
+    spec = OPS[name]
+    if shape == "different-sizes" and not spec.is_pair:
+        pytest.skip("single-input op")
+    gen = torch.Generator().manual_seed(hash((name, shape, reduction)) % 2 ** 31)
+    tensors = spec.make_inputs(_shapes(spec, shape), dtype, device, gen)
+    check_against_reference(spec, backend, tensors, opts, reduction, gen)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("backend", usable_backends())
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", list(OPS))
+def test_non_contiguous(name, reduction, backend, device):
+    """Transposed and strided views give the same values and gradients."""
+    if not runnable(backend, device):
+        pytest.skip(f"{backend} does not run on {device}")
+    spec = OPS[name]
+    gen = torch.Generator().manual_seed(1)
+    base = spec.make_inputs([(16, 24)] * len(spec.args), torch.float32, device, gen)
+    views = [t.t()[::2] for t in base]  # 12 x 16, non-contiguous
+    assert not views[0].is_contiguous()
+    check_against_reference(spec, backend, views, {}, reduction, gen)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("backend", usable_backends())
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", list(OPS))
+def test_empty(name, reduction, backend, device):
+    """Empty inputs behave as torch does (mean of nothing is nan), without crashing."""
+    if not runnable(backend, device):
+        pytest.skip(f"{backend} does not run on {device}")
+    spec = OPS[name]
+    shapes = [(0,)] * len(spec.args)
+    tensors = spec.make_inputs(shapes, torch.float32, device)
+    check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
+    if spec.is_pair:  # one side empty, the other not
+        tensors = spec.make_inputs([(0,), (5,)], torch.float32, device)
+        check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("backend", usable_backends())
+@pytest.mark.parametrize("name", [n for n, s in OPS.items() if s.is_pair])
+def test_mixed_dtypes_promote(name, backend):
+    """real and fake of different dtypes promote as real.mean() + fake.mean() does."""
+    if not runnable(backend, "cpu"):
+        pytest.skip("not on cpu")
+    spec = OPS[name]
+    real, fake = spec.make_inputs([(33,), (17,)], torch.float32)
+    fake = fake.to(torch.bfloat16)
+    import fastgan
+    with fastgan.use_backend(backend):
+        out = getattr(fastgan.F, name)(real, fake)
+    ref = spec.reference(real.double(), fake.double())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
