@@ -10,9 +10,11 @@ from . import functional
 from . import functional as F
 from . import reference
 from .backends import available_backends, get_backend, set_backend, use_backend
+from .penalties import clip_weights_, grad_norm_penalty, gradient_penalty, r1_penalty, r2_penalty
 from .registry import OPS
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "F", "reference", "available_backends", "get_backend", "set_backend",
-           "use_backend", "OPS", "__version__"]
+           "use_backend", "OPS", "__version__", "grad_norm_penalty", "gradient_penalty", "r1_penalty",
+           "r2_penalty", "clip_weights_"]

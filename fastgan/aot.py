@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List
 
-KERNEL_MODULES = ("losses",)
+KERNEL_MODULES = ("losses", "penalty")
 
 
 def _entries():

@@ -28,6 +28,7 @@ from .registry import D_KINDS, G_KINDS, OPS, REDUCTIONS
 __all__ = [
     "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss", "lsgan_d_loss", "lsgan_g_loss",
     "wasserstein_d_loss", "wasserstein_g_loss", "d_loss", "g_loss", "binary_cross_entropy_with_logits",
+    "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_",
 ]
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -196,3 +197,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     check_reduction(reduction)
     spec = OPS["binary_cross_entropy_with_logits"]
     return backends.run(spec, (input, target), {"weight": weight, "pos_weight": pos_weight}, reduction)
+
+
+# the penalties live in fastgan/penalties.py and are part of this namespace (the contract)
+from .penalties import clip_weights_, gradient_penalty, grad_norm_penalty, r1_penalty, r2_penalty  # noqa: E402

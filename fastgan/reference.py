@@ -15,6 +15,8 @@ Two deliberate choices, both from the API contract:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -152,14 +154,14 @@ def grad_norm_penalty(grads: Tensor, *, center: float = 1.0, one_sided: bool = F
                       reduction: str = "mean") -> Tensor:
     """Per sample ``n_i = ‖grads[i]‖₂`` over every non-batch dim; ``(n_i − center)²``,
     or ``max(0, n_i − center)²`` if ``one_sided``; ``center = 0`` is the squared norm."""
-    g = _up(grads).flatten(1)
+    g = _up(grads).reshape(grads.shape[0], math.prod(grads.shape[1:]))
     sq = (g * g).sum(dim=1)
     if center == 0:
-        terms = torch.relu(sq) if one_sided else sq  # n² ≥ 0 already; no square root
+        terms = sq  # the squared norm, one-sided or not (n ≥ 0); no square root, gradient 2·g
     else:
-        # sqrt'(0) = inf would give 0·inf = nan at a zero row; the norm's gradient there is 0.
-        safe = torch.where(sq > 0, sq, torch.ones_like(sq))
-        n = torch.where(sq > 0, safe.sqrt(), torch.zeros_like(sq))
+        # sqrt'(0) = ∞ would give 0·∞ = nan at a zero row; the norm's gradient there is 0.
+        zero = sq == 0
+        n = torch.where(zero, torch.zeros_like(sq), torch.where(zero, torch.ones_like(sq), sq).sqrt())
         d = n - center
         terms = torch.relu(d) ** 2 if one_sided else d * d
     return reduce_one(terms, grads, reduction)

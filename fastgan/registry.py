@@ -117,6 +117,10 @@ register(OpSpec(
     "binary_cross_entropy_with_logits", "bce", ("input", "target"),
     reference.binary_cross_entropy_with_logits, sample=_bce_sample))
 
+register(OpSpec(
+    "grad_norm_penalty", "penalty", ("grads",), reference.grad_norm_penalty,
+    options=({}, {"center": 0.0}, {"one_sided": True}, {"center": 0.5, "one_sided": True})))
+
 D_KINDS = {"bce": "bce_d_loss", "hinge": "hinge_d_loss", "lsgan": "lsgan_d_loss",
            "wasserstein": "wasserstein_d_loss"}
 G_KINDS = {"bce": "bce_g_loss", "hinge": "hinge_g_loss", "lsgan": "lsgan_g_loss",

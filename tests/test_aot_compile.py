@@ -30,7 +30,8 @@ def test_every_specialisation_compiles_for_sm90_and_sm80(tmp_path):
     rows = json.loads(out_json.read_text())
     names = {r["kernel"] for r in rows}
     # every kernel of the launchers is in the list
-    for prefix in ("pair_fwd[", "pair_bwd[", "sum_partials[", "bce_fwd[", "bce_bwd["):
+    for prefix in ("pair_fwd[", "pair_bwd[", "sum_partials[", "bce_fwd[", "bce_bwd[", "sqnorm_partial[",
+                   "penalty_finish[", "penalty_bwd["):
         assert any(n.startswith(prefix) for n in names), prefix
     assert {r["arch"] for r in rows} == {"sm_90", "sm_80"}
     assert all(r["ok"] and r["reg"] > 0 for r in rows)

@@ -28,15 +28,17 @@ from .._kernels import import_kernels
 from ..registry import OPS, OpSpec
 
 _kernels = None
+_penalty = None
 _import_error: Optional[str] = None
 
 
 def _load():
     """Import the kernels lazily: TRITON_INTERPRET is read when they are decorated."""
-    global _kernels, _import_error
+    global _kernels, _penalty, _import_error
     if _kernels is None and _import_error is None:
         try:
             _kernels = import_kernels("losses")
+            _penalty = import_kernels("penalty")
         except ModuleNotFoundError as exc:
             hint = "; install it with `pip install triton`" if exc.name == "triton" else ""
             _import_error = f"{type(exc).__name__}: {exc}{hint}"
@@ -224,6 +226,66 @@ def bce_backward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opt
     return g.view(x.shape)
 
 
+def _rows(g: Tensor):
+    B = g.shape[0]
+    return B, (g.numel() // B if B else 0)
+
+
+def _center(center: float, one_sided: bool):
+    # c = 0 is the squared norm, whether one-sided or not (n >= 0)
+    zero = center == 0
+    return zero, (0 if zero else int(one_sided))
+
+
+def penalty_forward(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
+    """Returns ``[penalty (or per-sample terms), per-sample squared norms]``."""
+    _load()
+    kp = _penalty
+    B, D = _rows(g)
+    gk = _flat(g)
+    acc = _acc_dtype(g.dtype)
+    f64 = g.dtype == torch.float64
+    plan = kp.row_plan(B, D)
+    part = torch.empty(B * plan.splits, dtype=acc, device=g.device)
+    kp.sqnorm_partial_kernel[plan.grid](gk, part, B, D, plan.splits, plan.iters, F64=f64, ROWS=plan.rows,
+                                        BLOCK_D=plan.block_d, num_warps=kp.NUM_WARPS)
+    sq = torch.empty(B, dtype=acc, device=g.device)
+    center_zero, one = _center(center, one_sided)
+    if reduction == "none":
+        terms = torch.empty(B, dtype=g.dtype, device=g.device)
+        out = terms
+    else:
+        out = torch.empty((), dtype=g.dtype, device=g.device)
+        terms = out
+    w = 1.0 / B if (reduction == "mean" and B) else 1.0
+    kp.penalty_finish_kernel[(1,)](part, sq, terms, out, B, plan.splits, *kp.split(float(center)), *kp.split(w),
+                                   _bias(reduction, (B,)), ONE_SIDED=one, CENTER_ZERO=int(center_zero),
+                                   REDUCE=int(reduction != "none"), F64=f64, ROWS=kp.FINISH_ROWS,
+                                   SPLITS=kp.FINISH_SPLITS, num_warps=kp.NUM_WARPS)
+    return [out, sq]
+
+
+def penalty_backward(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str,
+                     up: Tensor) -> Tensor:
+    _load()
+    kp = _penalty
+    B, D = _rows(g)
+    gk = _flat(g)
+    dg = torch.empty_like(gk)
+    plan = kp.row_plan(B, D)
+    center_zero, one = _center(center, one_sided)
+    ew = int(reduction == "none")
+    w = 1.0 / B if (reduction == "mean" and B) else 1.0
+    upk = up.to(g.dtype).contiguous()
+    if gk.numel():
+        kp.penalty_bwd_kernel[plan.grid](gk, sq, upk, dg, B, D, plan.splits, plan.iters,
+                                         *kp.split(float(center)), *kp.split(w), ONE_SIDED=one,
+                                         CENTER_ZERO=int(center_zero), ELEMENTWISE_UP=ew,
+                                         F64=g.dtype == torch.float64, ROWS=plan.rows, BLOCK_D=plan.block_d,
+                                         num_warps=kp.NUM_WARPS)
+    return dg.view(g.shape)
+
+
 # --------------------------------------------------------------------------- custom ops (torch.compile)
 
 def _fake_like(x: Tensor) -> Tensor:
@@ -276,6 +338,30 @@ def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
 @_bce_bwd_op.register_fake
 def _(x, t, weight, pos_weight, reduction, up):
     return _fake_like(x)
+
+
+@torch.library.custom_op("fastgan::grad_norm_penalty", mutates_args=())
+def _penalty_op(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
+    return penalty_forward(g, center, one_sided, reduction)
+
+
+@_penalty_op.register_fake
+def _(g, center, one_sided, reduction):
+    acc = _acc_dtype(g.dtype)
+    B = g.shape[0]
+    out = g.new_empty((B,)) if reduction == "none" else g.new_empty(())
+    return [out, g.new_empty((B,), dtype=acc)]
+
+
+@torch.library.custom_op("fastgan::grad_norm_penalty_backward", mutates_args=())
+def _penalty_bwd_op(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str,
+                    up: Tensor) -> Tensor:
+    return penalty_backward(g, sq, center, one_sided, reduction, up)
+
+
+@_penalty_bwd_op.register_fake
+def _(g, sq, center, one_sided, reduction, up):
+    return _fake_like(g)
 
 
 def _pack(side_r, side_f) -> List[float]:
@@ -362,6 +448,31 @@ class _BCEWithLogits(torch.autograd.Function):
         return None, bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
 
 
+class _GradNormPenalty(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, center: float, one_sided: bool, reduction: str, g):
+        if _compiling():
+            out, sq = _penalty_op(g, center, one_sided, reduction)
+        else:
+            out, sq = penalty_forward(g, center, one_sided, reduction)
+        ctx.meta = (center, one_sided, reduction)
+        ctx.save_for_backward(g, sq)
+        return out
+
+    @staticmethod
+    def backward(ctx, up):
+        center, one_sided, reduction = ctx.meta
+        g, sq = ctx.saved_tensors
+        if _compiling():
+            return None, None, None, _penalty_bwd_op(g, sq, center, one_sided, reduction, up)
+        if torch.is_grad_enabled():
+            from .. import reference
+            (dg,) = _reference_vjp(lambda x: reference.grad_norm_penalty(
+                x, center=center, one_sided=one_sided, reduction=reduction), [g], [up])
+            return None, None, None, dg
+        return None, None, None, penalty_backward(g, sq, center, one_sided, reduction, up)
+
+
 # --------------------------------------------------------------------------- backend entry
 
 def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
@@ -377,4 +488,7 @@ def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
     if spec.family == "bce":
         x, t = tensors
         return _BCEWithLogits.apply(reduction, x, t, kwargs.get("weight"), kwargs.get("pos_weight"))
+    if spec.family == "penalty":
+        return _GradNormPenalty.apply(kwargs.get("center", 1.0), kwargs.get("one_sided", False), reduction,
+                                      tensors[0])
     raise NotImplementedError(f"the triton backend has no kernel for op {spec.name!r}")
