@@ -46,7 +46,20 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_demo)
-    args = p.parse_args(argv)
+    s = sub.add_parser("verify", help="every op x backend x device against the float64 reference",
+                       add_help=False)
+    s.set_defaults(fn=None, forward="verify")
+    s = sub.add_parser("bench", help="time every op against eager PyTorch and torch.compile", add_help=False)
+    s.set_defaults(fn=None, forward="bench")
+    args, rest = p.parse_known_args(argv)
+    if args.fn is None:
+        if args.forward == "verify":
+            from .verify import main as verify_main
+            return verify_main(rest)
+        from .bench import main as bench_main
+        return bench_main(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.fn(args)
 
 

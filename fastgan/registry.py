@@ -52,7 +52,14 @@ class OpSpec:
     lower: Optional[Callable[..., Lowered]] = None   # pair family: options -> (kind, real side, fake side)
     reductions: Tuple[str, ...] = REDUCTIONS
     sample: Optional[Callable] = None        # (shapes, dtype, device, gen) -> list of tensors
+    eager: Optional[Callable] = None         # what a user writes by hand (the benchmark baseline)
     tolerances: Dict[torch.dtype, Tuple[float, float]] = field(default_factory=lambda: dict(TOLERANCES))
+
+    @property
+    def baseline(self) -> Callable:
+        """The hand-written eager composition ``fastgan bench`` compares against
+        (the reference where the two coincide)."""
+        return self.eager or self.reference
 
     @property
     def is_pair(self) -> bool:
@@ -74,6 +81,31 @@ def _bce_sample(shapes, dtype, device, gen):
     return [x, t]
 
 
+# --- the hand-written compositions users replace (benchmark baselines) -----------
+_tF = torch.nn.functional
+
+
+def _eager_bce_d(real, fake, real_label=1.0, fake_label=0.0, reduction="mean"):
+    r = _tF.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label), reduction=reduction)
+    f = _tF.binary_cross_entropy_with_logits(fake, torch.full_like(fake, fake_label), reduction=reduction)
+    return (r, f) if reduction == "none" else r + f
+
+
+def _eager_bce_g(fake, saturating=False, reduction="mean"):
+    terms = -_tF.softplus(fake) if saturating else _tF.softplus(-fake)
+    return terms if reduction == "none" else getattr(terms, reduction)()
+
+
+def _eager_bce(input, target, weight=None, reduction="mean", pos_weight=None):
+    return _tF.binary_cross_entropy_with_logits(input, target, weight, reduction=reduction, pos_weight=pos_weight)
+
+
+def _eager_penalty(grads, center=1.0, one_sided=False, reduction="mean"):
+    d = grads.flatten(1).norm(dim=1) - center
+    terms = (torch.relu(d) if one_sided else d) ** 2
+    return terms if reduction == "none" else getattr(terms, reduction)()
+
+
 OPS: Dict[str, OpSpec] = {}
 
 
@@ -87,11 +119,13 @@ def register(spec: OpSpec) -> OpSpec:
 register(OpSpec(
     "bce_d_loss", "pair", ("real", "fake"), reference.bce_d_loss,
     options=({}, {"real_label": 0.9}, {"real_label": 0.9, "fake_label": 0.1}),
-    lower=lambda real_label=1.0, fake_label=0.0: ("bce", (1.0, real_label), (1.0, fake_label))))
+    lower=lambda real_label=1.0, fake_label=0.0: ("bce", (1.0, real_label), (1.0, fake_label)),
+    eager=_eager_bce_d))
 register(OpSpec(
     "bce_g_loss", "pair", ("fake",), reference.bce_g_loss,
     options=({}, {"saturating": True}),
-    lower=lambda saturating=False: ("bce", None, (-1.0, 0.0) if saturating else (1.0, 1.0))))
+    lower=lambda saturating=False: ("bce", None, (-1.0, 0.0) if saturating else (1.0, 1.0)),
+    eager=_eager_bce_g))
 register(OpSpec(
     "hinge_d_loss", "pair", ("real", "fake"), reference.hinge_d_loss,
     options=({}, {"margin": 0.5}),
@@ -115,11 +149,12 @@ register(OpSpec(
     lower=lambda: ("linear", None, (-1.0, 0.0))))
 register(OpSpec(
     "binary_cross_entropy_with_logits", "bce", ("input", "target"),
-    reference.binary_cross_entropy_with_logits, sample=_bce_sample))
+    reference.binary_cross_entropy_with_logits, sample=_bce_sample, eager=_eager_bce))
 
 register(OpSpec(
     "grad_norm_penalty", "penalty", ("grads",), reference.grad_norm_penalty,
-    options=({}, {"center": 0.0}, {"one_sided": True}, {"center": 0.5, "one_sided": True})))
+    options=({}, {"center": 0.0}, {"one_sided": True}, {"center": 0.5, "one_sided": True}),
+    eager=_eager_penalty))
 
 D_KINDS = {"bce": "bce_d_loss", "hinge": "hinge_d_loss", "lsgan": "lsgan_d_loss",
            "wasserstein": "wasserstein_d_loss"}
