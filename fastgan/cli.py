@@ -35,6 +35,40 @@ def _demo(args) -> int:
     return 0
 
 
+def _build(args) -> int:
+    import tempfile
+
+    from .backends import native_backend as nb
+    problem = nb.prerequisites()
+    if problem:
+        print(f"fastgan build: cannot build the native extension: {problem}", file=sys.stderr)
+        return 1
+    cuda = nb.with_cuda()
+    print(f"building the native extension ({'CPU and CUDA' if cuda else 'CPU only'}) "
+          f"from {nb.source_dir()} ...", flush=True)
+    try:
+        res = nb.build(verbose=args.verbose)
+    except nb.NativeBuildError as exc:
+        print(f"fastgan build: failed: {exc}", file=sys.stderr)
+        return 1
+    how = "loaded from the cache" if res["cached"] else "built"
+    print(f"{how} in {res['seconds']:.1f} s: {res['path']}")
+    if args.cuda_check:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                chk = nb.compile_check(tmp, archs=args.arch or (90, 80))
+            except nb.NativeBuildError as exc:
+                print(f"CUDA compile check: skipped ({exc})")
+                return 0
+            archs = ", ".join(f"sm_{a}" for a in (args.arch or (90, 80)))
+            print(f"CUDA compile check ({archs}, nvcc, no GPU): {'ok' if chk['ok'] else 'FAILED'} "
+                  f"in {chk['seconds']:.1f} s")
+            if not chk["ok"]:
+                print(chk["log"])
+                return 1
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="fastgan", description="Fused GAN losses for PyTorch")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -46,6 +80,12 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_demo)
+    s = sub.add_parser("build", help="build the native C++/CUDA extension now; report where and how long")
+    s.add_argument("--cuda-check", action="store_true",
+                   help="also compile csrc/cuda.cu to object code with nvcc (no GPU needed)")
+    s.add_argument("--arch", type=int, action="append", help="compute capability for --cuda-check (repeatable)")
+    s.add_argument("--verbose", action="store_true")
+    s.set_defaults(fn=_build)
     s = sub.add_parser("verify", help="every op x backend x device against the float64 reference",
                        add_help=False)
     s.set_defaults(fn=None, forward="verify")

@@ -37,10 +37,14 @@ def _up(x: Tensor) -> Tensor:
 
 
 def _mul0(a, b: Tensor) -> Tensor:
-    """``a · b`` with ``0 · ∞ = 0`` (``a`` a label: a Python number or a tensor)."""
+    """``a · b`` with ``0 · ∞ = 0`` (``a`` a label: a Python number or a tensor).
+
+    Only the infinite ``b`` is replaced, so the derivative with respect to ``a``
+    stays ``b`` wherever ``b`` is finite (a label of exactly 0 or 1 still gets
+    its gradient)."""
     if isinstance(a, Tensor):
-        return torch.where(a == 0, torch.zeros_like(b), a * b)
-    return torch.zeros_like(b) if a == 0 else a * b
+        return a * torch.where((a == 0) & b.isinf(), torch.zeros_like(b), b)
+    return a * torch.where(b.isinf(), torch.zeros_like(b), b) if a == 0 else a * b
 
 
 def bce_terms(s: Tensor, t) -> Tensor:

@@ -167,3 +167,17 @@ def test_bce_dropin_weight_gradients(backend):
     with fastgan.use_backend(backend):
         assert torch.autograd.gradcheck(fn, (x, t, w, pw))
         assert torch.autograd.gradgradcheck(fn, (x, t, w, pw))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bce_dropin_target_gradient_at_hard_labels(backend):
+    """d/dt of the drop-in BCE is w·(−s) also at t = 0 and t = 1 exactly (as torch's)."""
+    x = torch.tensor([3.0, -2.0, 0.5, 4.0], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    with fastgan.use_backend(backend):
+        out = F.binary_cross_entropy_with_logits(x, t, reduction="sum")
+    (gt,) = torch.autograd.grad(out, t)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="sum")
+    (gr,) = torch.autograd.grad(ref, t)
+    torch.testing.assert_close(gt, gr)
+    torch.testing.assert_close(gt, -x.detach())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from typing import Dict, Iterator, Tuple
 
 import torch
@@ -81,17 +82,54 @@ def use_backend(name: str) -> Iterator[None]:
         _state.name = previous
 
 
+_warned = set()
+
+
+def _native_if_it_builds(device: torch.device):
+    """The native backend if it is usable on ``device`` and builds; otherwise None, with
+    one warning naming the cause and the fix."""
+    if native_backend.check_device(device) is not None:
+        return None
+    ok, reason = native_backend.status()
+    try:
+        if not ok:
+            raise native_backend.NativeBuildError(reason)
+        native_backend.ensure_built()
+    except native_backend.NativeBuildError as exc:
+        if "native" not in _warned:
+            _warned.add("native")
+            warnings.warn(f"fastgan: the native extension is not available, so 'auto' uses the next backend. "
+                          f"Cause: {str(exc).splitlines()[0]} (`fastgan build` shows the whole message; "
+                          f"set FASTGAN_BACKEND=torch to silence this)", RuntimeWarning, stacklevel=5)
+        return None
+    return native_backend
+
+
 def _auto(device: torch.device):
-    if device.type == "cuda" and triton_backend.status()[0] and triton_backend.check_device(device) is None:
-        return triton_backend
+    """CPU: native (once it builds), else the reference.  CUDA: triton (no GPU measurement
+    has ranked native against it yet), else native, else the reference."""
+    if device.type == "cuda":
+        if triton_backend.status()[0] and triton_backend.check_device(device) is None:
+            return triton_backend
+        return _native_if_it_builds(device) or torch_backend
+    if device.type == "cpu":
+        return _native_if_it_builds(device) or torch_backend
     return torch_backend
+
+
+_auto_choice: Dict[str, object] = {}
 
 
 def resolve(device: torch.device):
     """The backend object that runs ops on ``device`` under the current selection."""
     name = get_backend()
     if name == "auto":
-        return _auto(device)
+        # decided once per device type: a build only ever moves from "not yet" to "built"
+        # or "failed", and both are final for the process
+        choice = _auto_choice.get(device.type)
+        if choice is None:
+            choice = _auto_choice[device.type] = _auto(device)
+        return choice
     backend = BACKENDS[name]
     ok, reason = backend.status()
     if not ok:

@@ -1,29 +1,20 @@
-"""The ``"triton"`` backend: launchers for the kernels in ``kernels/`` and their autograd.
+"""The ``"triton"`` backend: launchers for the kernels in ``kernels/``.
 
-Autograd design (measured, see benchmarks/results/overhead-cpu.md):
-
-* Each op is a plain ``torch.autograd.Function``.  In eager mode its forward and
-  backward call the kernel launchers directly, which keeps the per-call cost at
-  the ``autograd.Function`` floor.  Under ``torch.compile`` the same Function
-  calls the launchers through ``torch.library.custom_op`` wrappers
-  (``fastgan::*``) with fake implementations, so Dynamo captures the whole loss
-  without graph breaks; the custom-op round trip is only paid at trace time.
-* First-order gradients come from the fused backward kernel.  When a graph of
-  the backward is requested (``create_graph=True``: double backward, gradient
-  penalties through the loss) the backward is instead the vector-Jacobian
-  product of the reference (``fastgan.reference``), which is differentiable to
-  any order; its first derivatives equal the kernel's (tested), so second
-  derivatives are never silently wrong.
+Autograd and torch.compile support are shared with the native backend
+(``_fused.py``): an ``autograd.Function`` calling these launchers directly in
+eager mode and through ``torch.library.custom_op`` wrappers under torch.compile.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from . import _fused
 from .._kernels import import_kernels
 from ..registry import OPS, OpSpec
 
@@ -286,209 +277,8 @@ def penalty_backward(g: Tensor, sq: Tensor, center: float, one_sided: bool, redu
     return dg.view(g.shape)
 
 
-# --------------------------------------------------------------------------- custom ops (torch.compile)
-
-def _fake_like(x: Tensor) -> Tensor:
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
-
-
-@torch.library.custom_op("fastgan::pair_loss", mutates_args=())
-def _pair_loss_op(real: Optional[Tensor], fake: Tensor, kind: str, params: List[float],
-                  reduction: str) -> List[Tensor]:
-    side_r, side_f = _unpack(params)
-    return pair_forward(kind, real, fake, side_r, side_f, reduction)
-
-
-@_pair_loss_op.register_fake
-def _(real, fake, kind, params, reduction):
-    if reduction == "none":
-        return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
-    return [fake.new_empty(())]
-
-
-@torch.library.custom_op("fastgan::pair_loss_backward", mutates_args=())
-def _pair_loss_bwd_op(real: Optional[Tensor], fake: Tensor, kind: str, params: List[float],
-                      reduction: str, grads: List[Tensor]) -> List[Tensor]:
-    side_r, side_f = _unpack(params)
-    return pair_backward(kind, real, fake, side_r, side_f, reduction, grads)
-
-
-@_pair_loss_bwd_op.register_fake
-def _(real, fake, kind, params, reduction, grads):
-    return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
-
-
-@torch.library.custom_op("fastgan::bce_with_logits", mutates_args=())
-def _bce_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
-            reduction: str) -> Tensor:
-    return bce_forward(x, t, weight, pos_weight, reduction)[0]
-
-
-@_bce_op.register_fake
-def _(x, t, weight, pos_weight, reduction):
-    return _fake_like(x) if reduction == "none" else x.new_empty(())
-
-
-@torch.library.custom_op("fastgan::bce_with_logits_backward", mutates_args=())
-def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
-                reduction: str, up: Tensor) -> Tensor:
-    return bce_backward(x, t, weight, pos_weight, reduction, up)
-
-
-@_bce_bwd_op.register_fake
-def _(x, t, weight, pos_weight, reduction, up):
-    return _fake_like(x)
-
-
-@torch.library.custom_op("fastgan::grad_norm_penalty", mutates_args=())
-def _penalty_op(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
-    return penalty_forward(g, center, one_sided, reduction)
-
-
-@_penalty_op.register_fake
-def _(g, center, one_sided, reduction):
-    acc = _acc_dtype(g.dtype)
-    B = g.shape[0]
-    out = g.new_empty((B,)) if reduction == "none" else g.new_empty(())
-    return [out, g.new_empty((B,), dtype=acc)]
-
-
-@torch.library.custom_op("fastgan::grad_norm_penalty_backward", mutates_args=())
-def _penalty_bwd_op(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str,
-                    up: Tensor) -> Tensor:
-    return penalty_backward(g, sq, center, one_sided, reduction, up)
-
-
-@_penalty_bwd_op.register_fake
-def _(g, sq, center, one_sided, reduction, up):
-    return _fake_like(g)
-
-
-def _pack(side_r, side_f) -> List[float]:
-    # a missing real side (generator losses) is marked by a nan sgn
-    r = list(side_r) if side_r is not None else [math.nan, 0.0]
-    return [float(v) for v in (*r, *side_f)]
-
-
-def _unpack(params: Sequence[float]):
-    side_r = None if math.isnan(params[0]) else (params[0], params[1])
-    return side_r, (params[2], params[3])
-
-
-def _compiling() -> bool:
-    return torch.compiler.is_compiling()
-
-
-# --------------------------------------------------------------------------- autograd
-
-def _reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor]):
-    """The backward as the reference's vector-Jacobian product, with a graph (double backward).
-    ``fn(*inputs)`` evaluates the reference; returns one gradient (or None) per input."""
-    with torch.enable_grad():
-        out = fn(*inputs)
-        outs = list(out) if isinstance(out, tuple) else [out]
-        wrt = [x for x in inputs if x is not None and x.requires_grad]
-        res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=True, allow_unused=True))
-    return [next(res) if (x is not None and x.requires_grad) else None for x in inputs]
-
-
-class _PairLoss(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, name: str, kwargs: dict, reduction: str, real, fake):
-        kind, side_r, side_f = OPS[name].lower(**kwargs)
-        ctx.meta = (name, kwargs, reduction, kind, side_r, side_f)
-        ctx.save_for_backward(real, fake)
-        if _compiling():
-            outs = _pair_loss_op(real, fake, kind, _pack(side_r, side_f), reduction)
-        else:
-            outs = pair_forward(kind, real, fake, side_r, side_f, reduction)
-        if reduction == "none":
-            return (outs[0], outs[1]) if real is not None else outs[1]
-        return outs[0]
-
-    @staticmethod
-    def backward(ctx, *grads):
-        name, kwargs, reduction, kind, side_r, side_f = ctx.meta
-        real, fake = ctx.saved_tensors
-        if _compiling():
-            g_r, g_f = _pair_loss_bwd_op(real, fake, kind, _pack(side_r, side_f), reduction, list(grads))
-        elif torch.is_grad_enabled():
-            ref = OPS[name].reference
-            inputs = [real, fake] if real is not None else [fake]
-            res = _reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads)
-            g_r, g_f = res if real is not None else (None, res[0])
-        else:
-            g_r, g_f = pair_backward(kind, real, fake, side_r, side_f, reduction, grads)
-        return None, None, None, (g_r if real is not None else None), g_f
-
-
-class _BCEWithLogits(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, reduction: str, x, t, weight, pos_weight):
-        ctx.reduction = reduction
-        ctx.save_for_backward(x, t, weight, pos_weight)
-        if _compiling():
-            return _bce_op(x, t, weight, pos_weight, reduction)
-        return bce_forward(x, t, weight, pos_weight, reduction)[0]
-
-    @staticmethod
-    def backward(ctx, up):
-        x, t, weight, pos_weight = ctx.saved_tensors
-        reduction = ctx.reduction
-        if _compiling():
-            return None, _bce_bwd_op(x, t, weight, pos_weight, reduction, up), None, None, None
-        others = any(v is not None and v.requires_grad for v in (t, weight, pos_weight))
-        if others or torch.is_grad_enabled():
-            # gradients of target / weight / pos_weight, or a graph of the backward
-            from .. import reference
-            res = _reference_vjp(
-                lambda a, b, w, p: reference.binary_cross_entropy_with_logits(a, b, w, reduction, p),
-                [x, t, weight, pos_weight], [up])
-            return (None, *res)
-        return None, bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
-
-
-class _GradNormPenalty(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, center: float, one_sided: bool, reduction: str, g):
-        if _compiling():
-            out, sq = _penalty_op(g, center, one_sided, reduction)
-        else:
-            out, sq = penalty_forward(g, center, one_sided, reduction)
-        ctx.meta = (center, one_sided, reduction)
-        ctx.save_for_backward(g, sq)
-        return out
-
-    @staticmethod
-    def backward(ctx, up):
-        center, one_sided, reduction = ctx.meta
-        g, sq = ctx.saved_tensors
-        if _compiling():
-            return None, None, None, _penalty_bwd_op(g, sq, center, one_sided, reduction, up)
-        if torch.is_grad_enabled():
-            from .. import reference
-            (dg,) = _reference_vjp(lambda x: reference.grad_norm_penalty(
-                x, center=center, one_sided=one_sided, reduction=reduction), [g], [up])
-            return None, None, None, dg
-        return None, None, None, penalty_backward(g, sq, center, one_sided, reduction, up)
-
-
-# --------------------------------------------------------------------------- backend entry
-
 def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
-    if spec.family == "pair":
-        if len(tensors) == 2:
-            real, fake = tensors
-            if real.dtype != fake.dtype:  # as torch promotes real.mean() + fake.mean()
-                dt = torch.promote_types(real.dtype, fake.dtype)
-                real, fake = real.to(dt), fake.to(dt)
-        else:
-            real, fake = None, tensors[0]
-        return _PairLoss.apply(spec.name, kwargs, reduction, real, fake)
-    if spec.family == "bce":
-        x, t = tensors
-        return _BCEWithLogits.apply(reduction, x, t, kwargs.get("weight"), kwargs.get("pos_weight"))
-    if spec.family == "penalty":
-        return _GradNormPenalty.apply(kwargs.get("center", 1.0), kwargs.get("one_sided", False), reduction,
-                                      tensors[0])
-    raise NotImplementedError(f"the triton backend has no kernel for op {spec.name!r}")
+    return _fused.run("triton", spec, tensors, kwargs, reduction)
+
+
+_fused.register_impl("triton", sys.modules[__name__])

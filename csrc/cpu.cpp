@@ -1,0 +1,513 @@
+// fastgan native CPU kernels: one pass over the data, inner loops vectorised with
+// ATen's at::vec::Vectorized (SLEEF exp / log1p), at::parallel_for over fixed-size
+// chunks so that small inputs stay single-threaded and the reduction order (and so
+// the result, bit for bit) does not depend on the number of threads.
+
+// Use the AVX2 implementation of at::vec when the compiler targets it (the build
+// passes -march=native); otherwise at::vec's portable implementation.
+#if defined(__AVX2__) && defined(__FMA__) && !defined(CPU_CAPABILITY_AVX2) && !defined(CPU_CAPABILITY_DEFAULT)
+#define CPU_CAPABILITY_AVX2
+#endif
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <cmath>
+#include <limits>
+
+#include "fastgan.h"
+
+namespace fastgan {
+namespace {
+
+using at::vec::Vectorized;
+
+template <typename T>
+struct Acc { using type = float; };
+template <>
+struct Acc<double> { using type = double; };
+
+// ---------------------------------------------------------------- loads / stores
+
+template <typename acc_t, typename scalar_t>
+inline Vectorized<acc_t> load(const scalar_t* p, int64_t count = Vectorized<acc_t>::size()) {
+  using V = Vectorized<acc_t>;
+  if constexpr (std::is_same_v<acc_t, scalar_t>) {
+    return count == V::size() ? V::loadu(p) : V::loadu(p, count);
+  } else {
+    alignas(64) acc_t tmp[V::size()];
+    for (int64_t i = 0; i < V::size(); i++) tmp[i] = i < count ? static_cast<acc_t>(p[i]) : acc_t(0);
+    return V::loadu(tmp);
+  }
+}
+
+template <typename acc_t, typename scalar_t>
+inline void store(scalar_t* p, const Vectorized<acc_t>& v, int64_t count = Vectorized<acc_t>::size()) {
+  using V = Vectorized<acc_t>;
+  if constexpr (std::is_same_v<acc_t, scalar_t>) {
+    v.store(p, count);
+  } else {
+    alignas(64) acc_t tmp[V::size()];
+    v.store(tmp);
+    for (int64_t i = 0; i < count; i++) p[i] = static_cast<scalar_t>(tmp[i]);
+  }
+}
+
+// sum of the first `count` lanes, in lane order
+template <typename acc_t>
+inline acc_t lane_sum(const Vectorized<acc_t>& v, int64_t count = Vectorized<acc_t>::size()) {
+  alignas(64) acc_t tmp[Vectorized<acc_t>::size()];
+  v.store(tmp);
+  acc_t s = 0;
+  for (int64_t i = 0; i < count; i++) s += tmp[i];
+  return s;
+}
+
+// ---------------------------------------------------------------- the math, vectorised
+
+template <typename V>
+inline V relu(const V& z) {  // keeps nan, as torch.relu
+  return V::blendv(z, V(0), z < V(0));
+}
+
+template <typename V>
+inline V mul0(const V& a, const V& b) {  // a * b with 0 * inf = 0
+  return V::blendv(a * b, V(0), a == V(0));
+}
+
+// exp: at::vec's fast polynomial exp_u20 for float (about 2 ulp), SLEEF's exp for double
+template <typename V>
+inline V fast_exp(const V& x) {
+  if constexpr (std::is_same_v<V, Vectorized<float>>) {
+    return x.exp_u20();
+  } else {
+    return x.exp();
+  }
+}
+
+// log1p(e) for e in [0, 1].  float: 2·atanh(z) with z = e / (2 + e) <= 1/3, its odd series
+// to z^15 (truncation below 2e-9 relative, under float's epsilon), a division and eight
+// FMAs instead of a SLEEF log1p call.  double: SLEEF's log1p.
+template <typename V>
+inline V log1p_unit(const V& e) {
+  if constexpr (std::is_same_v<V, Vectorized<float>>) {
+    const V z = e / (V(2) + e);
+    const V z2 = z * z;
+    V p = V(1.0f / 15);
+    p = at::vec::fmadd(p, z2, V(1.0f / 13));
+    p = at::vec::fmadd(p, z2, V(1.0f / 11));
+    p = at::vec::fmadd(p, z2, V(1.0f / 9));
+    p = at::vec::fmadd(p, z2, V(1.0f / 7));
+    p = at::vec::fmadd(p, z2, V(1.0f / 5));
+    p = at::vec::fmadd(p, z2, V(1.0f / 3));
+    p = at::vec::fmadd(p, z2, V(1));
+    return V(2) * z * p;
+  } else {
+    return e.log1p();
+  }
+}
+
+template <typename V>
+inline V log1p_exp_neg_abs(const V& s) {
+  return log1p_unit(fast_exp(s.abs().neg()));
+}
+
+template <typename V>
+inline V bce(const V& s, const V& t) {  // BCEwithlogits(s, t), 0 * inf = 0
+  return mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_exp_neg_abs(s);
+}
+
+template <typename V>
+inline V dbce(const V& s, const V& t) {  // sigmoid(s) - t, accurate in both tails
+  V e = fast_exp(s.abs().neg());
+  V small = e / (V(1) + e);
+  return V::blendv(small - t, (V(1) - t) - small, s > V(0));
+}
+
+template <int KIND, typename V>
+inline V term(const V& s, const V& sgn, const V& t) {
+  if constexpr (KIND == BCE) {
+    return sgn * bce(s, t);
+  } else if constexpr (KIND == HINGE) {
+    return relu(t + sgn * s);
+  } else if constexpr (KIND == LSGAN) {
+    V d = s - t;
+    return V(0.5) * d * d;
+  } else {
+    return sgn * s;
+  }
+}
+
+template <int KIND, typename V>
+inline V dterm(const V& s, const V& sgn, const V& t) {
+  if constexpr (KIND == BCE) {
+    return sgn * dbce(s, t);
+  } else if constexpr (KIND == HINGE) {
+    return V::blendv(sgn, V(0), (t + sgn * s) <= V(0));  // zero at the margin, as threshold_backward
+  } else if constexpr (KIND == LSGAN) {
+    return s - t;
+  } else {
+    return sgn;
+  }
+}
+
+// ---------------------------------------------------------------- generic drivers
+
+// Σ f(i, vector at i) over [0, n) in fixed chunks; f returns a vector of terms
+template <typename acc_t, typename F>
+acc_t chunked_sum(int64_t n, const F& f) {
+  using V = Vectorized<acc_t>;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  if (chunks == 0) return acc_t(0);
+  std::vector<acc_t> partial(chunks, acc_t(0));
+  at::parallel_for(0, chunks, 4, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+      V a0(0), a1(0);
+      int64_t i = begin;
+      for (; i + 2 * V::size() <= end; i += 2 * V::size()) {
+        a0 += f(i, V::size());
+        a1 += f(i + V::size(), V::size());
+      }
+      acc_t tail = 0;
+      for (; i < end; i += V::size()) {
+        const int64_t cnt = std::min<int64_t>(V::size(), end - i);
+        tail += lane_sum<acc_t>(f(i, cnt), cnt);
+      }
+      partial[c] = lane_sum<acc_t>(a0 + a1) + tail;
+    }
+  });
+  acc_t s = 0;
+  for (acc_t p : partial) s += p;
+  return s;
+}
+
+// out[i] = f(i) over [0, n), in parallel above kChunk elements
+template <typename acc_t, typename scalar_t, typename F>
+void elementwise(scalar_t* out, int64_t n, const F& f) {
+  using V = Vectorized<acc_t>;
+  at::parallel_for(0, n, 2 * kChunk, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i += V::size()) {
+      const int64_t cnt = std::min<int64_t>(V::size(), e - i);
+      store<acc_t>(out + i, f(i, cnt), cnt);
+    }
+  });
+}
+
+template <typename scalar_t, int KIND>
+std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> p,
+                                       int64_t reduction) {
+  using acc_t = typename Acc<scalar_t>::type;
+  using V = Vectorized<acc_t>;
+  const bool has_real = real.defined();
+  std::vector<at::Tensor> out;
+  struct Side { const at::Tensor* x; V sgn, t; };
+  std::vector<Side> sides;
+  if (has_real) sides.push_back({&real, V(static_cast<acc_t>(p[0])), V(static_cast<acc_t>(p[1]))});
+  sides.push_back({&fake, V(static_cast<acc_t>(p[2])), V(static_cast<acc_t>(p[3]))});
+  if (reduction == NONE) {
+    for (auto& sd : sides) {
+      at::Tensor xf = flat(*sd.x);
+      at::Tensor o = at::empty_like(xf);
+      const scalar_t* x = xf.data_ptr<scalar_t>();
+      elementwise<acc_t>(o.data_ptr<scalar_t>(), xf.numel(),
+                         [&](int64_t i, int64_t cnt) { return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t); });
+      out.push_back(o.view(sd.x->sizes()));
+    }
+    return out;
+  }
+  double total = 0;
+  bool empty_mean = false;
+  for (auto& sd : sides) {
+    at::Tensor xf = flat(*sd.x);
+    const int64_t n = xf.numel();
+    const scalar_t* x = xf.data_ptr<scalar_t>();
+    acc_t s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+      return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t);
+    });
+    empty_mean |= (reduction == MEAN && n == 0);
+    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * s);
+  }
+  if (empty_mean) total = std::numeric_limits<double>::quiet_NaN();
+  // the two side sums are added in the accumulation dtype, as the kernels do
+  acc_t result = static_cast<acc_t>(total);
+  out.push_back(at::scalar_tensor(result, fake.options().dtype(fake.scalar_type())));
+  return out;
+}
+
+template <typename scalar_t, int KIND>
+std::vector<at::Tensor> pair_bwd_typed(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> p,
+                                       int64_t reduction, at::TensorList grads) {
+  using acc_t = typename Acc<scalar_t>::type;
+  using V = Vectorized<acc_t>;
+  const bool has_real = real.defined();
+  std::vector<at::Tensor> out;
+  out.reserve(2);
+  if (!has_real) out.push_back(at::empty({0}, fake.options()));  // no real side: an empty placeholder
+  for (int side = has_real ? 0 : 1; side < 2; side++) {
+    const at::Tensor& xin = side == 0 ? real : fake;
+    const at::Tensor xc = xin.contiguous();  // no copy when already contiguous
+    const int64_t n = xc.numel();
+    at::Tensor g = at::empty(xin.sizes(), xin.options().memory_format(at::MemoryFormat::Contiguous));
+    const V sgn(static_cast<acc_t>(p[2 * side])), t(static_cast<acc_t>(p[2 * side + 1]));
+    const scalar_t* x = xc.data_ptr<scalar_t>();
+    if (reduction == NONE) {
+      const at::Tensor upc = grads[has_real ? side : 0].to(xin.scalar_type()).contiguous();
+      const scalar_t* u = upc.data_ptr<scalar_t>();
+      elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
+        return load<acc_t>(u + i, cnt) * dterm<KIND>(load<acc_t>(x + i, cnt), sgn, t);
+      });
+    } else {
+      // reading a 0-d CPU tensor is a memory load, not a device sync
+      const acc_t u = static_cast<acc_t>(grads[0].item<double>());
+      const V c(u * static_cast<acc_t>(mean_weight(reduction, n)));
+      elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
+        return c * dterm<KIND>(load<acc_t>(x + i, cnt), sgn, t);
+      });
+    }
+    out.push_back(g);
+  }
+  return out;
+}
+
+template <typename scalar_t, bool HAS_W, bool HAS_PW>
+struct BceTerms {
+  using acc_t = typename Acc<scalar_t>::type;
+  using V = Vectorized<acc_t>;
+  const scalar_t *x, *t, *w, *pw;
+  V value(int64_t i, int64_t cnt) const {
+    V s = load<acc_t>(x + i, cnt), tt = load<acc_t>(t + i, cnt);
+    V v = bce(s, tt);
+    if constexpr (HAS_PW) v = v + mul0((load<acc_t>(pw + i, cnt) - V(1)) * tt, relu(s.neg()) + log1p_exp_neg_abs(s));
+    if constexpr (HAS_W) v = v * load<acc_t>(w + i, cnt);
+    return v;
+  }
+  V deriv(int64_t i, int64_t cnt) const {
+    V s = load<acc_t>(x + i, cnt), tt = load<acc_t>(t + i, cnt);
+    V d = dbce(s, tt);
+    if constexpr (HAS_PW) d = d + (load<acc_t>(pw + i, cnt) - V(1)) * tt * dbce(s, V(1));  // - (p-1) t sigmoid(-s)
+    if constexpr (HAS_W) d = d * load<acc_t>(w + i, cnt);
+    return d;
+  }
+};
+
+template <typename scalar_t, typename F>
+void with_bce_flags(bool has_w, bool has_pw, const F& f) {
+  if (has_w && has_pw) f(std::integral_constant<int, 3>());
+  else if (has_w) f(std::integral_constant<int, 1>());
+  else if (has_pw) f(std::integral_constant<int, 2>());
+  else f(std::integral_constant<int, 0>());
+}
+
+template <typename F>
+void dispatch_kind(int64_t kind, const F& f) {
+  switch (kind) {
+    case BCE: f(std::integral_constant<int, BCE>()); break;
+    case HINGE: f(std::integral_constant<int, HINGE>()); break;
+    case LSGAN: f(std::integral_constant<int, LSGAN>()); break;
+    case LINEAR: f(std::integral_constant<int, LINEAR>()); break;
+    default: TORCH_CHECK(false, "fastgan: unknown loss kind ", kind);
+  }
+}
+
+void check_cpu(const at::Tensor& x, const char* name) {
+  TORCH_CHECK(x.device().is_cpu(), "fastgan native CPU op: ", name, " must be a CPU tensor, got ", x.device());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "fastgan native op: ", name, " must be floating point, got ",
+              x.scalar_type());
+}
+
+}  // namespace
+
+std::vector<at::Tensor> pair_fwd_cpu(const c10::optional<at::Tensor>& real_opt, const at::Tensor& fake, int64_t kind,
+                                     at::ArrayRef<double> params, int64_t reduction) {
+  at::Tensor real = real_opt.has_value() ? *real_opt : at::Tensor();
+  check_cpu(fake, "fake");
+  if (real.defined()) {
+    check_cpu(real, "real");
+    TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "fastgan: real and fake dtypes differ");
+  }
+  TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "fastgan_pair_fwd", [&] {
+    dispatch_kind(kind, [&](auto k) { out = pair_fwd_typed<scalar_t, decltype(k)::value>(real, fake, params, reduction); });
+  });
+  return out;
+}
+
+std::vector<at::Tensor> pair_bwd_cpu(const c10::optional<at::Tensor>& real_opt, const at::Tensor& fake, int64_t kind,
+                                     at::ArrayRef<double> params, int64_t reduction, at::TensorList grads) {
+  at::Tensor real = real_opt.has_value() ? *real_opt : at::Tensor();
+  check_cpu(fake, "fake");
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "fastgan_pair_bwd", [&] {
+    dispatch_kind(kind, [&](auto k) {
+      out = pair_bwd_typed<scalar_t, decltype(k)::value>(real, fake, params, reduction, grads);
+    });
+  });
+  return out;
+}
+
+at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w_opt,
+                       const c10::optional<at::Tensor>& pw_opt, int64_t reduction) {
+  check_cpu(x, "input");
+  check_cpu(t, "target");
+  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  const int64_t n = xf.numel();
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_fwd", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    with_bce_flags<scalar_t>(wf.defined(), pf.defined(), [&](auto flags) {
+      constexpr int F = decltype(flags)::value;
+      BceTerms<scalar_t, (F & 1) != 0, (F & 2) != 0> terms{
+          xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wf.defined() ? wf.data_ptr<scalar_t>() : nullptr,
+          pf.defined() ? pf.data_ptr<scalar_t>() : nullptr};
+      if (reduction == NONE) {
+        at::Tensor o = at::empty_like(xf);
+        elementwise<acc_t>(o.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t c) { return terms.value(i, c); });
+        out = o.view(x.sizes());
+      } else {
+        acc_t s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t c) { return terms.value(i, c); });
+        acc_t r = (reduction == MEAN && n == 0) ? std::numeric_limits<acc_t>::quiet_NaN()
+                                                : static_cast<acc_t>(mean_weight(reduction, n)) * s;
+        out = at::scalar_tensor(r, x.options());
+      }
+    });
+  });
+  return out;
+}
+
+at::Tensor bce_bwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w_opt,
+                       const c10::optional<at::Tensor>& pw_opt, int64_t reduction, const at::Tensor& up) {
+  check_cpu(x, "input");
+  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  const int64_t n = xf.numel();
+  at::Tensor g = at::empty_like(xf);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_bwd", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    using V = Vectorized<acc_t>;
+    with_bce_flags<scalar_t>(wf.defined(), pf.defined(), [&](auto flags) {
+      constexpr int F = decltype(flags)::value;
+      BceTerms<scalar_t, (F & 1) != 0, (F & 2) != 0> terms{
+          xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wf.defined() ? wf.data_ptr<scalar_t>() : nullptr,
+          pf.defined() ? pf.data_ptr<scalar_t>() : nullptr};
+      if (reduction == NONE) {
+        at::Tensor uf = flat(up.to(x.scalar_type()));
+        const scalar_t* u = uf.data_ptr<scalar_t>();
+        elementwise<acc_t>(g.data_ptr<scalar_t>(), n,
+                           [&](int64_t i, int64_t c) { return load<acc_t>(u + i, c) * terms.deriv(i, c); });
+      } else {
+        const V c(static_cast<acc_t>(up.to(at::kDouble).item<double>()) *
+                  static_cast<acc_t>(mean_weight(reduction, n)));
+        elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) { return c * terms.deriv(i, cnt); });
+      }
+    });
+  });
+  return g.view(x.sizes());
+}
+
+std::vector<at::Tensor> penalty_fwd_cpu(const at::Tensor& grads, double center, bool one_sided, int64_t reduction) {
+  check_cpu(grads, "grads");
+  TORCH_CHECK(grads.dim() >= 1, "fastgan: grads must have a batch dimension");
+  at::Tensor gf = grads.contiguous();
+  const int64_t B = grads.size(0);
+  const int64_t D = B ? gf.numel() / B : 0;
+  at::Tensor sq = at::empty({B}, grads.options().dtype(acc_type(grads.scalar_type())));
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grads.scalar_type(), "fastgan_penalty_fwd", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    using V = Vectorized<acc_t>;
+    const scalar_t* g = gf.data_ptr<scalar_t>();
+    acc_t* sqp = sq.data_ptr<acc_t>();
+    // rows in parallel; each row's sum in fixed chunks (deterministic)
+    const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
+    at::parallel_for(0, B, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) {
+        const scalar_t* row = g + r * D;
+        acc_t s = 0;
+        for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
+          const int64_t c1 = std::min(D, c0 + kChunk);
+          V a(0);
+          acc_t tail = 0;
+          int64_t i = c0;
+          for (; i + V::size() <= c1; i += V::size()) {
+            V v = load<acc_t>(row + i);
+            a += v * v;
+          }
+          if (i < c1) {
+            V v = load<acc_t>(row + i, c1 - i);
+            tail = lane_sum<acc_t>(v * v, c1 - i);
+          }
+          s += lane_sum<acc_t>(a) + tail;
+        }
+        sqp[r] = s;
+      }
+    });
+    const acc_t c = static_cast<acc_t>(center);
+    auto term = [&](acc_t q) -> acc_t {
+      if (center == 0) return q;
+      acc_t d = std::sqrt(q) - c;
+      if (one_sided && d < 0) d = 0;
+      return d * d;
+    };
+    if (reduction == NONE) {
+      out = at::empty({B}, grads.options());
+      scalar_t* o = out.data_ptr<scalar_t>();
+      for (int64_t r = 0; r < B; r++) o[r] = static_cast<scalar_t>(term(sqp[r]));
+    } else {
+      acc_t s = 0;
+      for (int64_t r = 0; r < B; r++) s += term(sqp[r]);
+      acc_t res = (reduction == MEAN && B == 0) ? std::numeric_limits<acc_t>::quiet_NaN()
+                                                : static_cast<acc_t>(mean_weight(reduction, B)) * s;
+      out = at::scalar_tensor(res, grads.options());
+    }
+  });
+  return {out, sq};
+}
+
+at::Tensor penalty_bwd_cpu(const at::Tensor& grads, const at::Tensor& sq, double center, bool one_sided,
+                           int64_t reduction, const at::Tensor& up) {
+  check_cpu(grads, "grads");
+  at::Tensor gf = grads.contiguous();
+  const int64_t B = grads.size(0);
+  const int64_t D = B ? gf.numel() / B : 0;
+  at::Tensor dg = at::empty_like(gf);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grads.scalar_type(), "fastgan_penalty_bwd", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    using V = Vectorized<acc_t>;
+    const scalar_t* g = gf.data_ptr<scalar_t>();
+    scalar_t* o = dg.data_ptr<scalar_t>();
+    at::Tensor sqc = sq.contiguous();
+    const acc_t* sqp = sqc.data_ptr<acc_t>();
+    at::Tensor upc = up.to(at::kDouble).contiguous();
+    const double* u = upc.data_ptr<double>();
+    const double w = mean_weight(reduction, B);
+    const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
+    at::parallel_for(0, B, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) {
+        const acc_t q = sqp[r];
+        acc_t k;
+        if (center == 0) {
+          k = 2;
+        } else if (q == 0) {
+          k = 0;  // a zero row: finite, zero gradient
+        } else {
+          const acc_t n = std::sqrt(q);
+          acc_t d = n - static_cast<acc_t>(center);
+          if (one_sided && d < 0) d = 0;
+          k = 2 * d / n;
+        }
+        const acc_t ur = static_cast<acc_t>(reduction == NONE ? u[r] : u[0] * w);
+        const V coef(ur * k);
+        for (int64_t i = 0; i < D; i += V::size()) {
+          const int64_t cnt = std::min<int64_t>(V::size(), D - i);
+          store<acc_t>(o + r * D + i, coef * load<acc_t>(g + r * D + i, cnt), cnt);
+        }
+      }
+    });
+  });
+  return dg.view(grads.sizes());
+}
+
+}  // namespace fastgan

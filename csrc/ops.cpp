@@ -1,0 +1,299 @@
+// fastgan native ops: schemas (one place), CPU kernels, and autograd registered in C++.
+//
+// Two layers:
+//   raw ops       pair_fwd / pair_bwd / bce_fwd / bce_bwd / penalty_fwd / penalty_bwd:
+//                 kernels only (CPU here, CUDA in cuda.cu), no autograd
+//   autograd ops  pair_loss / bce_loss / penalty: a torch::autograd::Function registered for
+//                 the Autograd dispatch key.  First derivatives come from the backward
+//                 kernels; when a graph of the backward is requested (create_graph=True) the
+//                 backward is composed of differentiable ATen ops instead, so second
+//                 derivatives are exact, never silently wrong.
+// Autograd in C++ keeps an eager call to one dispatcher round trip (measured against a
+// Python autograd.Function in benchmarks/results/).
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "fastgan.h"
+
+namespace fastgan {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+c10::optional<at::Tensor> opt(const at::Tensor& t) {
+  return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;
+}
+
+// ------------------------------------------------------------------ raw ops through the dispatcher
+// (so CPU, CUDA and Meta tensors each reach their kernel)
+
+std::vector<at::Tensor> call_pair_fwd(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
+                                      at::ArrayRef<double> params, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_fwd", "")
+                       .typed<std::vector<at::Tensor>(const c10::optional<at::Tensor>&, const at::Tensor&, int64_t,
+                                                      at::ArrayRef<double>, int64_t)>();
+  return op.call(opt(real), fake, kind, params, reduction);
+}
+
+std::vector<at::Tensor> call_pair_bwd(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
+                                      at::ArrayRef<double> params, int64_t reduction, at::TensorList grads) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_bwd", "")
+                       .typed<std::vector<at::Tensor>(const c10::optional<at::Tensor>&, const at::Tensor&, int64_t,
+                                                      at::ArrayRef<double>, int64_t, at::TensorList)>();
+  return op.call(opt(real), fake, kind, params, reduction, grads);
+}
+
+at::Tensor call_bce_fwd(const at::Tensor& x, const at::Tensor& t, const at::Tensor& w, const at::Tensor& pw,
+                        int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::bce_fwd", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                                         const c10::optional<at::Tensor>&, int64_t)>();
+  return op.call(x, t, opt(w), opt(pw), reduction);
+}
+
+at::Tensor call_bce_bwd(const at::Tensor& x, const at::Tensor& t, const at::Tensor& w, const at::Tensor& pw,
+                        int64_t reduction, const at::Tensor& up) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::bce_bwd", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                                         const c10::optional<at::Tensor>&, int64_t, const at::Tensor&)>();
+  return op.call(x, t, opt(w), opt(pw), reduction, up);
+}
+
+std::vector<at::Tensor> call_penalty_fwd(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::penalty_fwd", "")
+                       .typed<std::vector<at::Tensor>(const at::Tensor&, double, bool, int64_t)>();
+  return op.call(g, center, one_sided, reduction);
+}
+
+at::Tensor call_penalty_bwd(const at::Tensor& g, const at::Tensor& sq, double center, bool one_sided,
+                            int64_t reduction, const at::Tensor& up) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::penalty_bwd", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, bool, int64_t,
+                                         const at::Tensor&)>();
+  return op.call(g, sq, center, one_sided, reduction, up);
+}
+
+// ------------------------------------------------------------------ differentiable (ATen) backward formulas
+
+at::Tensor dterm_aten(const at::Tensor& s, int64_t kind, double sgn, double t) {
+  switch (kind) {
+    case BCE: return (at::sigmoid(s) - t) * sgn;
+    case HINGE: return at::where(s * sgn + t <= 0, at::zeros_like(s), at::full_like(s, sgn));
+    case LSGAN: return s - t;
+    default: return at::full_like(s, sgn);
+  }
+}
+
+// ------------------------------------------------------------------ autograd functions
+
+struct PairLossFn : public torch::autograd::Function<PairLossFn> {
+  // `real` is an empty placeholder when has_real is false (generator losses): autograd
+  // functions take defined tensors only
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& real_in, const at::Tensor& fake, bool has_real,
+                               int64_t kind, std::vector<double> params, int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    const at::Tensor real = has_real ? real_in : at::Tensor();
+    ctx->save_for_backward({real_in, fake});
+    ctx->saved_data["has_real"] = has_real;
+    ctx->saved_data["kind"] = kind;
+    ctx->saved_data["params"] = params;
+    ctx->saved_data["reduction"] = reduction;
+    return call_pair_fwd(real, fake, kind, params, reduction);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor real = ctx->saved_data["has_real"].toBool() ? saved[0] : at::Tensor();
+    const at::Tensor& fake = saved[1];
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    const std::vector<double> p = ctx->saved_data["params"].toDoubleVector();
+    const int64_t reduction = ctx->saved_data["reduction"].toInt();
+    at::Tensor g_r, g_f;
+    if (at::GradMode::is_enabled()) {  // create_graph: differentiable formulas
+      auto side = [&](const at::Tensor& x, int i, const at::Tensor& up) {
+        const auto acc = acc_type(x.scalar_type());  // half types in float32, as the kernels
+        at::Tensor d = dterm_aten(x.to(acc), kind, p[2 * i], p[2 * i + 1]);
+        at::Tensor u = up.to(acc);
+        return (reduction == NONE ? u * d : (u * mean_weight(reduction, x.numel())) * d).to(x.scalar_type());
+      };
+      if (real.defined()) {
+        g_r = side(real, 0, reduction == NONE ? grads[0] : grads[0]);
+        g_f = side(fake, 1, reduction == NONE ? grads[1] : grads[0]);
+      } else {
+        g_f = side(fake, 1, grads[0]);
+      }
+    } else {
+      auto out = call_pair_bwd(real, fake, kind, p, reduction, grads);
+      if (real.defined()) g_r = out[0];
+      g_f = out[1];
+    }
+    return {g_r, g_f, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct BceFn : public torch::autograd::Function<BceFn> {
+  // weight / pos_weight are empty placeholders when has_w / has_pw are false
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& t, const at::Tensor& w_in,
+                            const at::Tensor& pw_in, bool has_w, bool has_pw, int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({x, t, w_in, pw_in});
+    ctx->saved_data["has_w"] = has_w;
+    ctx->saved_data["has_pw"] = has_pw;
+    ctx->saved_data["reduction"] = reduction;
+    return call_bce_fwd(x, t, has_w ? w_in : at::Tensor(), has_pw ? pw_in : at::Tensor(), reduction);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &t = saved[1];
+    const at::Tensor w = ctx->saved_data["has_w"].toBool() ? saved[2] : at::Tensor();
+    const at::Tensor pw = ctx->saved_data["has_pw"].toBool() ? saved[3] : at::Tensor();
+    const int64_t reduction = ctx->saved_data["reduction"].toInt();
+    const at::Tensor& up = grads[0];
+    const bool others = (t.defined() && t.requires_grad()) || (w.defined() && w.requires_grad()) ||
+                        (pw.defined() && pw.requires_grad());
+    if (!at::GradMode::is_enabled() && !others) {
+      return {call_bce_bwd(x, t, w, pw, reduction, up), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+              at::Tensor(), at::Tensor()};
+    }
+    // w · [(1 − t)·s + lw·softplus(−s)], lw = 1 + (p − 1)·t; half types in float32
+    const auto acc = acc_type(x.scalar_type());
+    const at::Tensor s = x.to(acc), tt = t.to(acc);
+    const at::Tensor pp = pw.defined() ? pw.to(acc) : at::Tensor();
+    const at::Tensor u = reduction == NONE ? up.to(acc) : up.to(acc) * mean_weight(reduction, x.numel());
+    at::Tensor sp = at::softplus(-s);
+    at::Tensor lw = pw.defined() ? (pp - 1) * tt + 1 : at::ones_like(s);
+    at::Tensor ww = w.defined() ? w.to(acc) : at::ones_like(s);
+    at::Tensor gx = (u * ww * ((1 - tt) - lw * at::sigmoid(-s))).to(x.scalar_type());
+    at::Tensor gt = (u * ww * (pw.defined() ? (pp - 1) * sp - s : -s)).to(t.scalar_type());
+    at::Tensor gw, gp;
+    if (w.defined()) gw = (u * ((1 - tt) * s + lw * sp)).sum_to_size(w.sizes()).to(w.scalar_type());
+    if (pw.defined()) gp = (u * ww * tt * sp).sum_to_size(pw.sizes()).to(pw.scalar_type());
+    return {gx, gt, gw, gp, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct PenaltyFn : public torch::autograd::Function<PenaltyFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& g, double center, bool one_sided,
+                            int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto out = call_penalty_fwd(g, center, one_sided, reduction);
+    ctx->save_for_backward({g, out[1]});
+    ctx->saved_data["center"] = center;
+    ctx->saved_data["one_sided"] = one_sided;
+    ctx->saved_data["reduction"] = reduction;
+    return out[0];
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &g = saved[0], &sq = saved[1];
+    const double center = ctx->saved_data["center"].toDouble();
+    const bool one_sided = ctx->saved_data["one_sided"].toBool();
+    const int64_t reduction = ctx->saved_data["reduction"].toInt();
+    const at::Tensor& up = grads[0];
+    if (!at::GradMode::is_enabled()) {
+      return {call_penalty_bwd(g, sq, center, one_sided, reduction, up), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    // differentiable: recompute the norms from g so the graph reaches g
+    const int64_t B = g.size(0);
+    int64_t D = 1;
+    for (int64_t i = 1; i < g.dim(); i++) D *= g.size(i);
+    const auto acc = acc_type(g.scalar_type());
+    const at::Tensor ga = g.to(acc);
+    at::Tensor g2 = ga.reshape({B, D});
+    at::Tensor k;
+    if (center == 0) {
+      k = at::full({B}, 2.0, ga.options());
+    } else {
+      at::Tensor q = (g2 * g2).sum(1);
+      at::Tensor zero = q == 0;
+      at::Tensor n = at::where(zero, at::zeros_like(q), at::where(zero, at::ones_like(q), q).sqrt());
+      at::Tensor d = n - center;
+      if (one_sided) d = at::relu(d);
+      k = at::where(zero, at::zeros_like(q), 2 * d / at::where(zero, at::ones_like(q), n));
+    }
+    at::Tensor coef = reduction == NONE ? up.to(acc) * k : up.to(acc) * mean_weight(reduction, B) * k;
+    std::vector<int64_t> shape(g.dim(), 1);
+    shape[0] = B;
+    return {(coef.view(shape) * ga).to(g.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+variable_list pair_loss_autograd(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
+                                 at::ArrayRef<double> params, int64_t reduction) {
+  const bool has_real = real.has_value() && real->defined();
+  return PairLossFn::apply(has_real ? *real : at::empty({0}, fake.options()), fake, has_real, kind, params.vec(),
+                           reduction);
+}
+
+at::Tensor bce_loss_autograd(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
+                             const c10::optional<at::Tensor>& pw, int64_t reduction) {
+  const bool has_w = w.has_value() && w->defined(), has_pw = pw.has_value() && pw->defined();
+  at::Tensor none = at::empty({0}, x.options());
+  return BceFn::apply(x, t, has_w ? *w : none, has_pw ? *pw : none, has_w, has_pw, reduction);
+}
+
+at::Tensor penalty_autograd(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
+  return PenaltyFn::apply(g, center, one_sided, reduction);
+}
+
+// forward-only versions (inference mode, tensors without autograd keys)
+std::vector<at::Tensor> pair_loss_plain(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
+                                        at::ArrayRef<double> params, int64_t reduction) {
+  return call_pair_fwd(real.has_value() ? *real : at::Tensor(), fake, kind, params, reduction);
+}
+
+at::Tensor bce_loss_plain(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
+                          const c10::optional<at::Tensor>& pw, int64_t reduction) {
+  return call_bce_fwd(x, t, w.has_value() ? *w : at::Tensor(), pw.has_value() ? *pw : at::Tensor(), reduction);
+}
+
+at::Tensor penalty_plain(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
+  return call_penalty_fwd(g, center, one_sided, reduction)[0];
+}
+
+}  // namespace
+
+TORCH_LIBRARY(fastgan_native, m) {
+  m.def("pair_fwd(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
+  m.def("pair_bwd(Tensor? real, Tensor fake, int kind, float[] params, int reduction, Tensor[] grads) -> Tensor[]");
+  m.def("bce_fwd(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction) -> Tensor");
+  m.def("bce_bwd(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction, Tensor up) -> Tensor");
+  m.def("penalty_fwd(Tensor grads, float center, bool one_sided, int reduction) -> Tensor[]");
+  m.def("penalty_bwd(Tensor grads, Tensor sq, float center, bool one_sided, int reduction, Tensor up) -> Tensor");
+  m.def("pair_loss(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
+  m.def("bce_loss(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction) -> Tensor");
+  m.def("penalty(Tensor grads, float center, bool one_sided, int reduction) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, CPU, m) {
+  m.impl("pair_fwd", &pair_fwd_cpu);
+  m.impl("pair_bwd", &pair_bwd_cpu);
+  m.impl("bce_fwd", &bce_fwd_cpu);
+  m.impl("bce_bwd", &bce_bwd_cpu);
+  m.impl("penalty_fwd", &penalty_fwd_cpu);
+  m.impl("penalty_bwd", &penalty_bwd_cpu);
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, Autograd, m) {
+  m.impl("pair_loss", &pair_loss_autograd);
+  m.impl("bce_loss", &bce_loss_autograd);
+  m.impl("penalty", &penalty_autograd);
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, CompositeExplicitAutograd, m) {
+  m.impl("pair_loss", &pair_loss_plain);
+  m.impl("bce_loss", &bce_loss_plain);
+  m.impl("penalty", &penalty_plain);
+}
+
+}  // namespace fastgan

@@ -1,0 +1,122 @@
+"""The native extension: JIT build into a hashed cache, failures that say why, auto's choice,
+and the no-GPU compile check of the CUDA sources."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import fastgan
+from fastgan import backends
+from fastgan.backends import native_backend as nb
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NATIVE_OK = nb.prerequisites() is None
+
+
+@pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
+def test_build_reports_where_and_is_cached():
+    first = nb.build()
+    assert os.path.isdir(first["path"])
+    assert any(f.endswith(".so") for f in os.listdir(first["path"]))
+    again = nb.build()
+    assert again["cached"] and again["path"] == first["path"]
+    ok, reason = nb.status()
+    assert ok and first["path"] in reason
+    assert hasattr(torch.ops.fastgan_native, "pair_loss")
+
+
+def test_build_key_depends_on_sources_and_flags(tmp_path, monkeypatch):
+    src = tmp_path / "csrc"
+    shutil.copytree(nb.source_dir(), src)
+    monkeypatch.setattr(nb, "source_dir", lambda: src)
+    k1 = nb.build_key(cuda=False)
+    assert k1 == nb.build_key(cuda=False)
+    (src / "cpu.cpp").write_text((src / "cpu.cpp").read_text() + "\n// changed\n")
+    k2 = nb.build_key(cuda=False)
+    assert k2 != k1
+    monkeypatch.setattr(nb, "CFLAGS", nb.CFLAGS + ("-DSOMETHING",))
+    assert nb.build_key(cuda=False) != k2
+
+
+@pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
+def test_auto_picks_native_on_cpu():
+    backends._auto_choice.clear()
+    assert backends.resolve(torch.device("cpu")) is nb
+
+
+def _run(code: str, tmp_path, **env):
+    e = dict(os.environ, PYTHONPATH=ROOT, FASTGAN_CACHE_DIR=str(tmp_path / "cache"), **env)
+    e.pop("TRITON_INTERPRET", None)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=e, capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
+def test_failed_build_explicit_raises_with_compiler_message_auto_warns_once(tmp_path):
+    code = f"""
+        import pathlib, shutil, warnings, torch, fastgan
+        from fastgan.backends import native_backend as nb
+        src = pathlib.Path({str(tmp_path)!r}) / "csrc"
+        shutil.copytree(nb.source_dir(), src)
+        (src / "cpu.cpp").write_text((src / "cpu.cpp").read_text() + "\\nthis is not C++;\\n")
+        nb.source_dir = lambda: src
+        x = torch.randn(8)
+        try:
+            with fastgan.use_backend("native"):
+                fastgan.F.hinge_d_loss(x, x)
+            print("NO ERROR")
+        except RuntimeError as e:
+            print("ERR", "native" in str(e), "this is not C++" in str(e) or "error" in str(e))
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            a = fastgan.F.hinge_d_loss(x, x)
+            b = fastgan.F.bce_d_loss(x, x)
+        print("WARN", sum("native extension is not available" in str(m.message) for m in w))
+        print("AUTO", float(a) == float(fastgan.reference.hinge_d_loss(x, x)))
+        print("STATUS", fastgan.available_backends()["native"][0])
+    """
+    out = _run(code, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ERR True True" in out.stdout
+    assert "WARN 1" in out.stdout
+    assert "AUTO True" in out.stdout
+    assert "STATUS False" in out.stdout
+
+
+def test_missing_ninja_is_named(tmp_path):
+    code = """
+        import torch.utils.cpp_extension as ce, fastgan
+        ce.is_ninja_available = lambda: False
+        ok, reason = fastgan.available_backends()["native"]
+        print("STATUS", ok, reason)
+        try:
+            fastgan.set_backend("native")
+        except RuntimeError as e:
+            print("ERR", e)
+    """
+    out = _run(code, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "STATUS False ninja is not installed (pip install ninja)" in out.stdout
+    assert "ERR fastgan backend 'native' cannot run: ninja" in out.stdout
+
+
+@pytest.mark.skipif(nb._nvcc() is None, reason="no nvcc: the CUDA compile check needs the CUDA toolkit")
+def test_cuda_sources_compile_for_sm90_and_sm80(tmp_path):
+    """Catches a CUDA compile error without a GPU (the CI machine has nvcc)."""
+    res = nb.compile_check(str(tmp_path), archs=(90, 80))
+    assert res["ok"], res["log"]
+    assert os.path.getsize(res["object"]) > 0
+
+
+@pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
+def test_build_command(capsys):
+    from fastgan import cli
+    assert cli.main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert "s: " in out and "fastgan_native_" in out
