@@ -4,8 +4,10 @@ For bce_d_loss and hinge_d_loss, forward+backward on N + N float32 logits:
   floor     (real.sum() + fake.sum()).backward() on the same tensors: the least any op costs
   eager     the hand-written composition (the registry's baseline)
   compile   torch.compile of that composition
-  native    fastgan.F.<loss>, backend "native" (C++ kernels, autograd in C++)
-  python-fn the same native kernels behind a Python torch.autograd.Function (the other binding)
+  native    fastgan.F.<loss>, backend "native" (argument checks, C++ kernels, autograd in C++)
+  cpp-fn    the native op called directly (autograd registered in C++), no argument checks
+  python-fn the same kernels behind a Python torch.autograd.Function (the other binding),
+            called directly, no argument checks: compare with cpp-fn
 Targets (issue 4): N = 4096: native >= 2.5x faster than eager and <= 1.3x the floor;
 N = 2**22: native >= 2x faster than eager and not slower than compile.
 
@@ -28,7 +30,7 @@ from fastgan.registry import OPS  # noqa: E402
 
 
 def measure(stmt_fn, min_run_time):
-    m = tb.Timer(stmt="f()", globals={"f": stmt_fn}).blocked_autorange(min_run_time=min_run_time)
+    m = tb.Timer(stmt="f()", globals={"f": stmt_fn}, num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=min_run_time)
     return m.median * 1e6
 
 
@@ -60,11 +62,15 @@ def main():
             def python_fn():
                 return torch.autograd.grad(_fused.run("native", spec, xs, {}, "mean"), xs)
 
+            def cpp_fn():
+                return torch.autograd.grad(native_backend.run(spec, xs, {}, "mean"), xs)
+
             t = {
                 "floor": floor,
                 "eager": measure(lambda: torch.autograd.grad(eager_fn(real, fake), xs), a.min_run_time),
                 "compile": measure(lambda: torch.autograd.grad(compiled(real, fake), xs), a.min_run_time),
                 "native": measure(native, a.min_run_time),
+                "cpp-fn": measure(cpp_fn, a.min_run_time),
                 "python-fn": measure(python_fn, a.min_run_time),
             }
             rows.append((op, n, t))
@@ -77,12 +83,13 @@ def main():
             f.write(f"Machine: {bench.device_name('cpu')}, {torch.get_num_threads()} threads, torch {torch.__version__}."
                     f" Median of torch.utils.benchmark blocked_autorange ({a.min_run_time} s per figure), one run.\n"
                     f"Command: `python benchmarks/cpu_targets.py --markdown {a.markdown}`\n\n")
-            f.write("| loss | N | floor µs | eager µs | compile µs | native µs | python-fn µs | native vs eager | "
-                    "native / floor | native vs compile |\n|---|---|---|---|---|---|---|---|---|---|\n")
+            f.write("| loss | N | floor µs | eager µs | compile µs | native µs | cpp-fn µs | python-fn µs | "
+                    "native vs eager | native / floor | native vs compile |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|\n")
             for op, n, t in rows:
                 f.write(f"| {op} | {n} | {t['floor']:.1f} | {t['eager']:.1f} | {t['compile']:.1f} | {t['native']:.1f} | "
-                        f"{t['python-fn']:.1f} | {t['eager'] / t['native']:.2f}x | {t['native'] / t['floor']:.2f} | "
-                        f"{t['compile'] / t['native']:.2f}x |\n")
+                        f"{t['cpp-fn']:.1f} | {t['python-fn']:.1f} | {t['eager'] / t['native']:.2f}x | "
+                        f"{t['native'] / t['floor']:.2f} | {t['compile'] / t['native']:.2f}x |\n")
 
 
 if __name__ == "__main__":

@@ -94,11 +94,11 @@ def compile_all(archs=(90, 80), workers: int = 2) -> List[dict]:
 
 
 def to_markdown(rows: List[dict]) -> str:
-    lines = ["| kernel | arch | ok | registers | stack | local (spills) | compile s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| kernel | arch | ok | registers | stack | local (spills) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['kernel']} | {r['arch']} | {'yes' if r['ok'] else 'NO'} | {r.get('reg', '')} | "
-                     f"{r.get('stack', '')} | {r.get('local', '')} | {r['seconds']} |")
+                     f"{r.get('stack', '')} | {r.get('local', '')} |")
     return "\n".join(lines) + "\n"
 
 

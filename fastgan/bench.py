@@ -163,7 +163,9 @@ def time_fn(fn: Callable[[], object], device: str, min_run_time: float) -> Dict[
         q = triton.testing.do_bench(fn, warmup=25, rep=rep, quantiles=[0.5, 0.2, 0.8])
         return {"median_us": q[0] * 1e3, "lo_us": q[1] * 1e3, "hi_us": q[2] * 1e3}
     import torch.utils.benchmark as tb
-    m = tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    # all of torch's threads (Timer's default is one), the same for every provider
+    m = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+        min_run_time=min_run_time)
     times = sorted(m.times)
     qs = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
     return {"median_us": m.median * 1e6, "lo_us": qs[0] * 1e6, "hi_us": qs[2] * 1e6}
@@ -237,6 +239,11 @@ def run(device: str = "cpu", quick: bool = False, ops=None, modes=MODES, min_run
     # the backward is timed alone with retain_graph, which donated buffers forbid
     import torch._functorch.config as functorch_config
     functorch_config.donated_buffer = False
+    # every case compiles the same wrapper with other ops and sizes: allow one graph per case
+    import torch._dynamo.config as dynamo_config
+    for knob in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, knob):
+            setattr(dynamo_config, knob, max(getattr(dynamo_config, knob), 4 * len(cases(quick, ops)) + 8))
     todo = cases(quick, ops)
     bar = Progress(len(todo) * len(active), enabled=progress)
     copy_gbs = copy_bandwidth(device, 2 ** 22 if quick else 2 ** 24, min_run_time)

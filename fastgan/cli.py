@@ -91,11 +91,17 @@ def main(argv=None) -> int:
     s.set_defaults(fn=None, forward="verify")
     s = sub.add_parser("bench", help="time every op against eager PyTorch and torch.compile", add_help=False)
     s.set_defaults(fn=None, forward="bench")
+    s = sub.add_parser("compare", help="train small GANs per loss and measure the classic claims",
+                       add_help=False)
+    s.set_defaults(fn=None, forward="compare")
     args, rest = p.parse_known_args(argv)
     if args.fn is None:
         if args.forward == "verify":
             from .verify import main as verify_main
             return verify_main(rest)
+        if args.forward == "compare":
+            from .compare import main as compare_main
+            return compare_main(rest)
         from .bench import main as bench_main
         return bench_main(rest)
     if rest:

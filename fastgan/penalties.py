@@ -124,8 +124,11 @@ def _r_penalty(critic, x: Tensor, gamma, scaler, arg: str) -> Tensor:
 
 
 def clip_weights_(params_or_module: Union[nn.Module, Iterable[Tensor]], clip: float = 0.01) -> None:
-    """WGAN weight clipping in place: every parameter clamped to ``[−clip, clip]`` in one
-    fused ``torch._foreach`` call per bound (grouped by device and dtype), not a Python loop."""
+    """WGAN weight clipping in place: every parameter clamped to ``[−clip, clip]``.
+
+    On GPUs one fused ``torch._foreach`` launch per bound for all parameters of a device
+    and dtype; on CPU (where ``_foreach`` is a loop of two passes) one ``clamp_`` pass per
+    tensor.  Returns nothing."""
     clip = check_number("clip", clip)
     if clip < 0:
         raise ValueError(f"clip must be >= 0, got {clip}")
@@ -139,10 +142,16 @@ def clip_weights_(params_or_module: Union[nn.Module, Iterable[Tensor]], clip: fl
         if not isinstance(p, Tensor):
             raise TypeError(f"params_or_module[{i}] must be a tensor, got {type(p).__name__}")
     groups = {}
-    for p in params:
-        if p.is_floating_point():
-            groups.setdefault((p.device, p.dtype), []).append(p.detach())
     with torch.no_grad():
+        for p in params:
+            if not p.is_floating_point():
+                continue
+            if p.device.type == "cpu":
+                # on CPU the _foreach ops are a loop of two passes (min, then max): one clamp_
+                # pass per tensor is cheaper (benchmarks/results/penalty-step-cpu.md)
+                p.clamp_(-clip, clip)
+            else:
+                groups.setdefault((p.device, p.dtype), []).append(p)
         for group in groups.values():
             torch._foreach_clamp_min_(group, -clip)
             torch._foreach_clamp_max_(group, clip)

@@ -28,7 +28,10 @@ def test_installed_package_imports_from_elsewhere(tmp_path):
     if _installed_copy() is None:
         pytest.skip("fastgan is not installed non-editably (the CI script installs it so)")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TRITON_INTERPRET")}
-    code = ("import fastgan, fastgan.kernels.losses as k, torch\n"
+    code = ("import fastgan, fastgan.kernels.losses as k, torch, os\n"
+            "from fastgan.backends import native_backend as nb\n"
+            "assert os.path.exists(os.path.join(nb.source_dir(), 'ops.cpp')), nb.source_dir()\n"
+            "assert str(nb.source_dir()).startswith(os.path.dirname(fastgan.__file__)), nb.source_dir()\n"
             "print(fastgan.__file__)\nprint(k.__file__)\n"
             "print(float(fastgan.F.hinge_d_loss(torch.zeros(4), torch.zeros(4))))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
