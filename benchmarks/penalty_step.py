@@ -19,7 +19,6 @@ import sys
 import time
 
 import torch
-import torch.utils.benchmark as tb
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

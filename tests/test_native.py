@@ -11,7 +11,6 @@ import textwrap
 import pytest
 import torch
 
-import fastgan
 from fastgan import backends
 from fastgan.backends import native_backend as nb
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
-from ..registry import OPS, OpSpec
+from ..registry import OpSpec
 
 KINDS = {"bce": 0, "hinge": 1, "lsgan": 2, "linear": 3}
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}

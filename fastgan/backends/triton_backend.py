@@ -7,7 +7,6 @@ eager mode and through ``torch.library.custom_op`` wrappers under torch.compile.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,7 +15,7 @@ from torch import Tensor
 
 from . import _fused
 from .._kernels import import_kernels
-from ..registry import OPS, OpSpec
+from ..registry import OpSpec
 
 _kernels = None
 _penalty = None
