@@ -24,17 +24,8 @@ import torch.utils.benchmark as tb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
+from fastgan.bench import device_name  # noqa: E402
 
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class SumPair(torch.autograd.Function):
@@ -95,7 +86,7 @@ def main():
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(f"# Eager per-call overhead, forward+backward, {a.n}+{a.n} float32, 1 thread\n\n")
-            f.write(f"Machine: {cpu_name()} ({os.cpu_count()} cores), timed on {torch.get_num_threads()} thread, "
+            f.write(f"Machine: {device_name('cpu')}, timed on {torch.get_num_threads()} thread, "
                     f"torch {torch.__version__}, python {platform.python_version()}. "
                     f"Command: `python benchmarks/overhead.py --markdown ...`\n\n")
             f.write("| case | median µs | IQR µs |\n|---|---|---|\n")
