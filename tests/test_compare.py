@@ -36,7 +36,7 @@ def test_w1_of_a_shift_is_the_shift():
     gen = torch.Generator().manual_seed(2)
     a = torch.randn(200, 2, generator=gen)
     b = a + torch.tensor([0.3, 0.4])
-    assert compare.wasserstein1(a, b) == pytest.approx(0.5, rel=1e-9)
+    assert compare.wasserstein1(a, b) == pytest.approx(0.5, rel=1e-6)  # the shift is rounded to float32
     with pytest.raises(ValueError, match="equal-size"):
         compare.wasserstein1(a, b[:10])
 
