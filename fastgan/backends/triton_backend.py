@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from . import _fused
+from ._fused import _acc_dtype
 from .._kernels import import_kernels
 from ..registry import OpSpec
 
@@ -80,10 +81,6 @@ def check_device(device: torch.device) -> Optional[str]:
 
 def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1) if x.is_contiguous() else x.contiguous().view(-1)
-
-
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _side(side, n: int, reduction: str):
