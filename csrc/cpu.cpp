@@ -293,12 +293,18 @@ struct BceTerms {
   }
 };
 
+// calls f(terms) with the BceTerms specialised for whether weight / pos_weight are present
 template <typename scalar_t, typename F>
-void with_bce_flags(bool has_w, bool has_pw, const F& f) {
-  if (has_w && has_pw) f(std::integral_constant<int, 3>());
-  else if (has_w) f(std::integral_constant<int, 1>());
-  else if (has_pw) f(std::integral_constant<int, 2>());
-  else f(std::integral_constant<int, 0>());
+void with_bce_terms(const at::Tensor& xf, const at::Tensor& tf, const at::Tensor& wf, const at::Tensor& pf,
+                    const F& f) {
+  const scalar_t* x = xf.data_ptr<scalar_t>();
+  const scalar_t* t = tf.data_ptr<scalar_t>();
+  const scalar_t* w = wf.defined() ? wf.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* pw = pf.defined() ? pf.data_ptr<scalar_t>() : nullptr;
+  if (w && pw) f(BceTerms<scalar_t, true, true>{x, t, w, pw});
+  else if (w) f(BceTerms<scalar_t, true, false>{x, t, w, pw});
+  else if (pw) f(BceTerms<scalar_t, false, true>{x, t, w, pw});
+  else f(BceTerms<scalar_t, false, false>{x, t, w, pw});
 }
 
 template <typename F>
@@ -358,11 +364,7 @@ at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::opti
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_fwd", [&] {
     using acc_t = typename Acc<scalar_t>::type;
-    with_bce_flags<scalar_t>(wf.defined(), pf.defined(), [&](auto flags) {
-      constexpr int F = decltype(flags)::value;
-      BceTerms<scalar_t, (F & 1) != 0, (F & 2) != 0> terms{
-          xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wf.defined() ? wf.data_ptr<scalar_t>() : nullptr,
-          pf.defined() ? pf.data_ptr<scalar_t>() : nullptr};
+    with_bce_terms<scalar_t>(xf, tf, wf, pf, [&](const auto& terms) {
       if (reduction == NONE) {
         at::Tensor o = at::empty_like(xf);
         elementwise<acc_t>(o.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t c) { return terms.value(i, c); });
@@ -387,11 +389,7 @@ at::Tensor bce_bwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::opti
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_bwd", [&] {
     using acc_t = typename Acc<scalar_t>::type;
     using V = Vectorized<acc_t>;
-    with_bce_flags<scalar_t>(wf.defined(), pf.defined(), [&](auto flags) {
-      constexpr int F = decltype(flags)::value;
-      BceTerms<scalar_t, (F & 1) != 0, (F & 2) != 0> terms{
-          xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wf.defined() ? wf.data_ptr<scalar_t>() : nullptr,
-          pf.defined() ? pf.data_ptr<scalar_t>() : nullptr};
+    with_bce_terms<scalar_t>(xf, tf, wf, pf, [&](const auto& terms) {
       if (reduction == NONE) {
         at::Tensor uf = flat(up.to(x.scalar_type()));
         const scalar_t* u = uf.data_ptr<scalar_t>();
