@@ -1,13 +1,18 @@
 """The CPU figures the native backend is held to, measured in one run (torch.utils.benchmark).
 
 For bce_d_loss and hinge_d_loss, forward+backward on N + N float32 logits:
-  floor     (real.sum() + fake.sum()).backward() on the same tensors: the least any op costs
-  eager     the hand-written composition (the registry's baseline)
-  compile   torch.compile of that composition
-  native    fastgan.F.<loss>, backend "native" (argument checks, C++ kernels, autograd in C++)
-  cpp-fn    the native op called directly (autograd registered in C++), no argument checks
-  python-fn the same kernels behind a Python torch.autograd.Function (the other binding),
-            called directly, no argument checks: compare with cpp-fn
+  floor       (real.sum() + fake.sum()) differentiated on the same tensors: the least any op costs
+  eager       the hand-written composition (the registry's baseline)
+  compile     torch.compile of that composition
+  native      fastgan.F.<loss> with the default backend ("auto" = native on CPU): argument
+              checks, backend choice, C++ kernels, autograd in C++
+  op-pybind   the native autograd op called directly through the extension's pybind11
+              function (what `native` calls), no argument checks
+  op-torch.ops  the same op through torch.ops (the boxed call): compare with op-pybind
+  python-fn   the same kernels behind a Python torch.autograd.Function, called through
+              torch.ops: compare with op-torch.ops (C++ autograd vs Python autograd)
+Providers are timed in interleaved rounds (each round times every provider once) and the
+median over rounds is reported, so a drift of the machine hits all of them alike.
 Targets (issue 4): N = 4096: native >= 2.5x faster than eager and <= 1.3x the floor;
 N = 2**22: native >= 2x faster than eager and not slower than compile.
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 
 import torch
@@ -37,59 +43,61 @@ def measure(stmt_fn, min_run_time):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--markdown")
-    p.add_argument("--min-run-time", type=float, default=1.0)
+    p.add_argument("--min-run-time", type=float, default=0.2, help="seconds per provider per round")
+    p.add_argument("--rounds", type=int, default=7)
     a = p.parse_args()
     native_backend.build()
+    ext = native_backend._module()
+    ops = torch.ops.fastgan_native
     rows = []
     for n in (4096, 2 ** 22):
         gen = torch.Generator().manual_seed(0)
         real = (torch.randn(n, generator=gen) * 3).requires_grad_()
         fake = (torch.randn(n, generator=gen) * 3).requires_grad_()
         xs = [real, fake]
-        floor = measure(lambda: torch.autograd.grad(real.sum() + fake.sum(), xs), a.min_run_time)
         for op in ("bce_d_loss", "hinge_d_loss"):
             spec = OPS[op]
             eager_fn = spec.baseline
             compiled = torch.compile(spec.baseline, dynamic=False)
             public = getattr(fastgan.F, op)
+            kind, side_r, side_f = spec.lower()
+            k, params = native_backend.KINDS[kind], native_backend._params(side_r, side_f)
             for _ in range(2):
                 torch.autograd.grad(compiled(real, fake), xs)
-
-            def native():
-                with fastgan.use_backend("native"):
-                    return torch.autograd.grad(public(real, fake), xs)
-
-            def python_fn():
-                return torch.autograd.grad(_fused.run("native", spec, xs, {}, "mean"), xs)
-
-            def cpp_fn():
-                return torch.autograd.grad(native_backend.run(spec, xs, {}, "mean"), xs)
-
-            t = {
-                "floor": floor,
-                "eager": measure(lambda: torch.autograd.grad(eager_fn(real, fake), xs), a.min_run_time),
-                "compile": measure(lambda: torch.autograd.grad(compiled(real, fake), xs), a.min_run_time),
-                "native": measure(native, a.min_run_time),
-                "cpp-fn": measure(cpp_fn, a.min_run_time),
-                "python-fn": measure(python_fn, a.min_run_time),
+            providers = {
+                "floor": lambda: torch.autograd.grad(real.sum() + fake.sum(), xs),
+                "eager": lambda: torch.autograd.grad(eager_fn(real, fake), xs),
+                "compile": lambda: torch.autograd.grad(compiled(real, fake), xs),
+                "native": lambda: torch.autograd.grad(public(real, fake), xs),
+                "op-pybind": lambda: torch.autograd.grad(ext.pair_loss(real, fake, k, params, 1)[0], xs),
+                "op-torch.ops": lambda: torch.autograd.grad(ops.pair_loss.default(real, fake, k, params, 1)[0], xs),
+                "python-fn": lambda: torch.autograd.grad(_fused.run("native", spec, xs, {}, "mean"), xs),
             }
+            assert fastgan.backends.resolve(real.device) is native_backend
+            rounds = {name: [] for name in providers}
+            for _ in range(a.rounds):
+                for name, fn in providers.items():
+                    rounds[name].append(measure(fn, a.min_run_time))
+            t = {name: statistics.median(v) for name, v in rounds.items()}
             rows.append((op, n, t))
             print(f"{op:<13} N={n:<8} " + "  ".join(f"{k} {v:9.1f} us" for k, v in t.items())
                   + f"  | native vs eager {t['eager'] / t['native']:.2f}x, vs floor {t['native'] / t['floor']:.2f}x,"
-                    f" vs compile {t['compile'] / t['native']:.2f}x")
+                    f" vs compile {t['compile'] / t['native']:.2f}x", flush=True)
     if a.markdown:
+        cols = ("floor", "eager", "compile", "native", "op-pybind", "op-torch.ops", "python-fn")
         with open(a.markdown, "w") as f:
             f.write("# Native CPU backend: forward+backward, N + N float32 logits\n\n")
             f.write(f"Machine: {bench.device_name('cpu')}, {torch.get_num_threads()} threads, torch {torch.__version__}."
-                    f" Median of torch.utils.benchmark blocked_autorange ({a.min_run_time} s per figure), one run.\n"
-                    f"Command: `python benchmarks/cpu_targets.py --markdown {a.markdown}`\n\n")
-            f.write("| loss | N | floor µs | eager µs | compile µs | native µs | cpp-fn µs | python-fn µs | "
-                    "native vs eager | native / floor | native vs compile |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|\n")
+                    f" torch.utils.benchmark blocked_autorange ({a.min_run_time} s per figure), median over"
+                    f" {a.rounds} interleaved rounds.\n"
+                    f"Command: `python benchmarks/cpu_targets.py --markdown {a.markdown}` (columns: see its docstring)\n\n")
+            f.write("| loss | N | " + " | ".join(f"{c} µs" for c in cols)
+                    + " | native vs eager | native / floor | native vs compile |\n|---|---|"
+                    + "---|" * (len(cols) + 3) + "\n")
             for op, n, t in rows:
-                f.write(f"| {op} | {n} | {t['floor']:.1f} | {t['eager']:.1f} | {t['compile']:.1f} | {t['native']:.1f} | "
-                        f"{t['cpp-fn']:.1f} | {t['python-fn']:.1f} | {t['eager'] / t['native']:.2f}x | "
-                        f"{t['native'] / t['floor']:.2f} | {t['compile'] / t['native']:.2f}x |\n")
+                f.write(f"| {op} | {n} | " + " | ".join(f"{t[c]:.1f}" for c in cols)
+                        + f" | {t['eager'] / t['native']:.2f}x | {t['native'] / t['floor']:.2f} |"
+                          f" {t['compile'] / t['native']:.2f}x |\n")
 
 
 if __name__ == "__main__":

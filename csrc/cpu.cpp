@@ -196,17 +196,34 @@ void elementwise(scalar_t* out, int64_t n, const F& f) {
   });
 }
 
+// the term and its derivative together; BCE shares exp(-|s|) between them
+template <int KIND, typename V>
+inline V term_and_dterm(const V& s, const V& sgn, const V& t, V& d) {
+  if constexpr (KIND == BCE) {
+    const V e = fast_exp(s.abs().neg());
+    const V small = e / (V(1) + e);
+    d = sgn * V::blendv(small - t, (V(1) - t) - small, s > V(0));
+    return sgn * (mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_unit(e));
+  } else {
+    d = dterm<KIND>(s, sgn, t);
+    return term<KIND>(s, sgn, t);
+  }
+}
+
+// The reduced forward.  With `deriv` (one acc_t buffer per side, or nullptr) it also
+// writes each element's d term / d logit, so the backward is a scale (pair_scale_cpu).
 template <typename scalar_t, int KIND>
 std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> p,
-                                       int64_t reduction) {
+                                       int64_t reduction,
+                                       typename Acc<scalar_t>::type* const* deriv = nullptr) {
   using acc_t = typename Acc<scalar_t>::type;
   using V = Vectorized<acc_t>;
   const bool has_real = real.defined();
   std::vector<at::Tensor> out;
-  struct Side { const at::Tensor* x; V sgn, t; };
+  struct Side { const at::Tensor* x; V sgn, t; acc_t* d; };
   std::vector<Side> sides;
-  if (has_real) sides.push_back({&real, V(static_cast<acc_t>(p[0])), V(static_cast<acc_t>(p[1]))});
-  sides.push_back({&fake, V(static_cast<acc_t>(p[2])), V(static_cast<acc_t>(p[3]))});
+  if (has_real) sides.push_back({&real, V(static_cast<acc_t>(p[0])), V(static_cast<acc_t>(p[1])), deriv ? deriv[0] : nullptr});
+  sides.push_back({&fake, V(static_cast<acc_t>(p[2])), V(static_cast<acc_t>(p[3])), deriv ? deriv[1] : nullptr});
   if (reduction == NONE) {
     for (auto& sd : sides) {
       at::Tensor xf = flat(*sd.x);
@@ -218,17 +235,34 @@ std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor&
     }
     return out;
   }
+  std::vector<at::Tensor> xs;
+  for (auto& sd : sides) xs.push_back(flat(*sd.x));
+  acc_t sums[2] = {0, 0};
+  auto side_sum = [&](size_t k) {
+    const Side& sd = sides[k];
+    const int64_t n = xs[k].numel();
+    const scalar_t* x = xs[k].data_ptr<scalar_t>();
+    if (sd.d != nullptr) {
+      acc_t* d = sd.d;
+      sums[k] = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+        V dv;
+        V v = term_and_dterm<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t, dv);
+        dv.store(d + i, cnt);
+        return v;
+      });
+    } else {
+      sums[k] = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+        return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t);
+      });
+    }
+  };
+  for (size_t k = 0; k < sides.size(); k++) side_sum(k);
   double total = 0;
   bool empty_mean = false;
-  for (auto& sd : sides) {
-    at::Tensor xf = flat(*sd.x);
-    const int64_t n = xf.numel();
-    const scalar_t* x = xf.data_ptr<scalar_t>();
-    acc_t s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
-      return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t);
-    });
+  for (size_t k = 0; k < sides.size(); k++) {
+    const int64_t n = xs[k].numel();
     empty_mean |= (reduction == MEAN && n == 0);
-    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * s);
+    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * sums[k]);
   }
   if (empty_mean) total = std::numeric_limits<double>::quiet_NaN();
   // the two side sums are added in the accumulation dtype, as the kernels do
@@ -353,6 +387,40 @@ std::vector<at::Tensor> pair_bwd_cpu(const c10::optional<at::Tensor>& real_opt, 
     });
   });
   return out;
+}
+
+std::vector<at::Tensor> pair_fwd_saving_cpu(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
+                                            at::ArrayRef<double> params, int64_t reduction) {
+  check_cpu(fake, "fake");
+  TORCH_CHECK(reduction != NONE, "fastgan: pair_fwd_saving_cpu reduces");
+  TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  const at::TensorOptions acc = fake.options().dtype(acc_type(fake.scalar_type()));
+  at::Tensor d_r = real.defined() ? at::empty(real.sizes(), acc) : at::Tensor();
+  at::Tensor d_f = at::empty(fake.sizes(), acc);
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "fastgan_pair_fwd_saving", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    acc_t* deriv[2] = {real.defined() ? d_r.data_ptr<acc_t>() : nullptr, d_f.data_ptr<acc_t>()};
+    dispatch_kind(kind, [&](auto k) {
+      out = pair_fwd_typed<scalar_t, decltype(k)::value>(real, fake, params, reduction, deriv);
+    });
+  });
+  out.push_back(d_r);
+  out.push_back(d_f);
+  return out;
+}
+
+at::Tensor pair_scale_cpu(const at::Tensor& d, double c, at::ScalarType dtype) {
+  at::Tensor g = at::empty(d.sizes(), d.options().dtype(dtype));
+  const int64_t n = d.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "fastgan_pair_scale", [&] {
+    using acc_t = typename Acc<scalar_t>::type;
+    const Vectorized<acc_t> cv(static_cast<acc_t>(c));
+    const acc_t* dp = d.data_ptr<acc_t>();
+    elementwise<acc_t>(g.data_ptr<scalar_t>(), n,
+                       [&](int64_t i, int64_t cnt) { return cv * Vectorized<acc_t>::loadu(dp + i, cnt); });
+  });
+  return g;
 }
 
 at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w_opt,

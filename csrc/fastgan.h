@@ -24,6 +24,13 @@ std::vector<at::Tensor> pair_fwd_cpu(const c10::optional<at::Tensor>& real, cons
                                      at::ArrayRef<double> params, int64_t reduction);
 std::vector<at::Tensor> pair_bwd_cpu(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
                                      at::ArrayRef<double> params, int64_t reduction, at::TensorList grads);
+// CPU, reduced pair losses that need a gradient: the forward also writes each side's
+// d term / d logit (in the accumulation dtype, before the upstream gradient and the
+// mean weight) so the backward is one scale, g = c · d, instead of a second
+// transcendental pass.  Returns {loss, d_real (undefined without real), d_fake}.
+std::vector<at::Tensor> pair_fwd_saving_cpu(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
+                                            at::ArrayRef<double> params, int64_t reduction);
+at::Tensor pair_scale_cpu(const at::Tensor& d, double c, at::ScalarType dtype);
 at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
                        const c10::optional<at::Tensor>& pw, int64_t reduction);
 at::Tensor bce_bwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,

@@ -12,6 +12,7 @@
 // Python autograd.Function in benchmarks/results/).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/extension.h>
 #include <torch/library.h>
 
 #include "fastgan.h"
@@ -98,14 +99,20 @@ struct PairLossFn : public torch::autograd::Function<PairLossFn> {
   // `real` is an empty placeholder when has_real is false (generator losses): autograd
   // functions take defined tensors only
   static variable_list forward(AutogradContext* ctx, const at::Tensor& real_in, const at::Tensor& fake, bool has_real,
-                               int64_t kind, std::vector<double> params, int64_t reduction) {
+                               int64_t kind, std::vector<double> params, int64_t reduction, bool saving) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const at::Tensor real = has_real ? real_in : at::Tensor();
-    ctx->save_for_backward({real_in, fake});
     ctx->saved_data["has_real"] = has_real;
     ctx->saved_data["kind"] = kind;
     ctx->saved_data["params"] = params;
     ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["saving"] = saving;
+    if (saving) {  // {loss, d_real, d_fake}: the backward is a scale
+      auto out = pair_fwd_saving_cpu(real, fake, kind, params, reduction);
+      ctx->save_for_backward({real_in, fake, has_real ? out[1] : real_in, out[2]});
+      return {out[0]};
+    }
+    ctx->save_for_backward({real_in, fake});
     return call_pair_fwd(real, fake, kind, params, reduction);
   }
 
@@ -130,12 +137,16 @@ struct PairLossFn : public torch::autograd::Function<PairLossFn> {
       } else {
         g_f = side(fake, 1, grads[0]);
       }
+    } else if (ctx->saved_data["saving"].toBool()) {  // g = upstream · mean weight · d
+      const double u = grads[0].item<double>();  // a 0-d CPU tensor: a load, no sync
+      if (real.defined()) g_r = pair_scale_cpu(saved[2], u * mean_weight(reduction, real.numel()), real.scalar_type());
+      g_f = pair_scale_cpu(saved[3], u * mean_weight(reduction, fake.numel()), fake.scalar_type());
     } else {
       auto out = call_pair_bwd(real, fake, kind, p, reduction, grads);
       if (real.defined()) g_r = out[0];
       g_f = out[1];
     }
-    return {g_r, g_f, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {g_r, g_f, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -231,8 +242,14 @@ struct PenaltyFn : public torch::autograd::Function<PenaltyFn> {
 variable_list pair_loss_autograd(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
                                  at::ArrayRef<double> params, int64_t reduction) {
   const bool has_real = real.has_value() && real->defined();
+  // The saving forward (pair_fwd_saving_cpu) where it pays: BCE on CPU, reduced, when a
+  // gradient will be taken; its exp(-|s|) then serves the loss and the derivative
+  // (measured in benchmarks/results/native-cpu.md).  Elsewhere the backward recomputes
+  // from the logits, which keeps memory at the inputs.
+  const bool saving = kind == BCE && reduction != NONE && fake.device().is_cpu() && at::GradMode::is_enabled() &&
+                      (fake.requires_grad() || (has_real && real->requires_grad()));
   return PairLossFn::apply(has_real ? *real : at::empty({0}, fake.options()), fake, has_real, kind, params.vec(),
-                           reduction);
+                           reduction, saving);
 }
 
 at::Tensor bce_loss_autograd(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
@@ -259,6 +276,32 @@ at::Tensor bce_loss_plain(const at::Tensor& x, const at::Tensor& t, const c10::o
 
 at::Tensor penalty_plain(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
   return call_penalty_fwd(g, center, one_sided, reduction)[0];
+}
+
+// pybind11 entry points (see PYBIND11_MODULE below): the autograd ops through the dispatcher
+std::vector<at::Tensor> py_pair_loss(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
+                                     const std::vector<double>& params, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_loss", "")
+                       .typed<std::vector<at::Tensor>(const c10::optional<at::Tensor>&, const at::Tensor&, int64_t,
+                                                      at::ArrayRef<double>, int64_t)>();
+  return op.call(real, fake, kind, params, reduction);
+}
+
+at::Tensor py_bce_loss(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
+                       const c10::optional<at::Tensor>& pw, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::bce_loss", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                                         const c10::optional<at::Tensor>&, int64_t)>();
+  return op.call(x, t, w, pw, reduction);
+}
+
+at::Tensor py_penalty(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::penalty", "")
+                       .typed<at::Tensor(const at::Tensor&, double, bool, int64_t)>();
+  return op.call(g, center, one_sided, reduction);
 }
 
 }  // namespace
@@ -297,3 +340,11 @@ TORCH_LIBRARY_IMPL(fastgan_native, CompositeExplicitAutograd, m) {
 }
 
 }  // namespace fastgan
+
+// Python entry points for eager calls: the same dispatcher ops, reached through pybind11
+// instead of torch.ops' boxed call (measured cheaper per call, benchmarks/results/native-cpu.md)
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("pair_loss", &fastgan::py_pair_loss);
+  m.def("bce_loss", &fastgan::py_bce_loss);
+  m.def("penalty", &fastgan::py_penalty);
+}

@@ -26,7 +26,11 @@ from . import native_backend, torch_backend, triton_backend
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
 NAMES = ("auto", *BACKENDS)
 
-_state = threading.local()
+class _Selection(threading.local):
+    name = None  # per thread; None: the process default (FASTGAN_BACKEND, else "auto")
+
+
+_state = _Selection()
 _default = {"name": None}
 
 
@@ -56,7 +60,7 @@ def available_backends() -> Dict[str, Tuple[bool, str]]:
 
 def get_backend() -> str:
     """The current backend name (``"auto"`` unless set)."""
-    return getattr(_state, "name", None) or _initial()
+    return _state.name or _initial()
 
 
 def set_backend(name: str) -> None:
@@ -74,7 +78,7 @@ def set_backend(name: str) -> None:
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Context manager: use ``name`` inside the block, restore the previous backend after."""
-    previous = getattr(_state, "name", None)
+    previous = _state.name
     set_backend(name)
     try:
         yield
@@ -117,19 +121,21 @@ def _auto(device: torch.device):
     return torch_backend
 
 
-_auto_choice: Dict[str, object] = {}
+# (selection, device type) -> backend.  "auto" is decided once per device type: a build
+# only ever moves from "not yet" to "built" or "failed", and both are final for the
+# process.  A named backend is cached once its checks pass (a failed native build still
+# raises in its run()).
+_resolved: Dict[Tuple[str, str], object] = {}
 
 
-def resolve(device: torch.device):
-    """The backend object that runs ops on ``device`` under the current selection."""
-    name = get_backend()
+def _device_type(x) -> str:
+    # x.is_cpu / x.is_cuda: cheaper per call than building x.device.type
+    return "cpu" if x.is_cpu else ("cuda" if x.is_cuda else x.device.type)
+
+
+def _resolve(name: str, device: torch.device):
     if name == "auto":
-        # decided once per device type: a build only ever moves from "not yet" to "built"
-        # or "failed", and both are final for the process
-        choice = _auto_choice.get(device.type)
-        if choice is None:
-            choice = _auto_choice[device.type] = _auto(device)
-        return choice
+        return _auto(device)
     backend = BACKENDS[name]
     ok, reason = backend.status()
     if not ok:
@@ -140,8 +146,21 @@ def resolve(device: torch.device):
     return backend
 
 
+def resolve(device: torch.device):
+    """The backend object that runs ops on ``device`` under the current selection."""
+    key = (_state.name or _initial(), device.type)
+    backend = _resolved.get(key)
+    if backend is None:
+        backend = _resolved[key] = _resolve(key[0], device)
+    return backend
+
+
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
-    return resolve(tensors[0].device).run(spec, tensors, kwargs, reduction)
+    x = tensors[0]
+    backend = _resolved.get((_state.name or _initial(), _device_type(x)))
+    if backend is None:
+        backend = resolve(x.device)
+    return backend.run(spec, tensors, kwargs, reduction)
 
 
 __all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "resolve", "BACKENDS", "NAMES"]

@@ -47,7 +47,7 @@ class NativeBuildError(RuntimeError):
     """The extension could not be built; the message says why and how to fix it."""
 
 
-_state = {"built": False, "error": None, "path": None, "seconds": None, "cuda": False}
+_state = {"built": False, "module": None, "error": None, "path": None, "seconds": None, "cuda": False}
 
 
 def source_dir() -> Path:
@@ -185,10 +185,10 @@ def build(verbose: bool = False) -> dict:
         with _file_lock(cache_root() / f"{name}.lock"):
             folder.mkdir(parents=True, exist_ok=True)
             cached = (folder / f"{name}.so").exists()
-            cpp_extension.load(name=name, sources=sources, extra_cflags=list(CFLAGS),
+            module = cpp_extension.load(name=name, sources=sources, extra_cflags=list(CFLAGS),
                                extra_cuda_cflags=list(CUDA_CFLAGS), extra_ldflags=list(LDFLAGS),
                                extra_include_paths=[str(src)], build_directory=str(folder), with_cuda=cuda,
-                               is_python_module=False, verbose=verbose)
+                               is_python_module=True, verbose=verbose)
     except Exception as exc:  # the compiler's message, whole
         msg = str(exc)
         if isinstance(exc, subprocess.CalledProcessError) and getattr(exc, "output", None):
@@ -197,7 +197,7 @@ def build(verbose: bool = False) -> dict:
                            f"the compiler said:\n{msg[-6000:]}")
         raise NativeBuildError(_state["error"]) from None
     seconds = time.perf_counter() - t0
-    _state.update(built=True, path=str(folder), seconds=seconds, cuda=cuda)
+    _state.update(built=True, module=module, path=str(folder), seconds=seconds, cuda=cuda)
     return {"path": str(folder), "seconds": seconds, "cuda": cuda, "cached": cached}
 
 
@@ -272,14 +272,23 @@ _fused.register_impl("native", sys.modules[__name__])
 
 # --------------------------------------------------------------------------- backend entry
 
+def _module():
+    module = _state["module"]
+    if module is None:
+        try:
+            build()
+        except NativeBuildError as exc:
+            raise RuntimeError(f"fastgan backend 'native' cannot run: {exc}") from None
+        module = _state["module"]
+    return module
+
+
 def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
-    try:
-        build()
-    except NativeBuildError as exc:
-        raise RuntimeError(f"fastgan backend 'native' cannot run: {exc}") from None
+    # eager calls reach the autograd ops through the extension's pybind11 functions, a
+    # few µs cheaper per call than torch.ops (benchmarks/results/native-cpu.md)
+    ext = _module()
     if torch.compiler.is_compiling():
         return _fused.run("native", spec, tensors, kwargs, reduction)
-    ops = _ops()
     red = REDUCTIONS[reduction]
     if spec.family == "pair":
         kind, side_r, side_f = spec.lower(**kwargs)
@@ -290,13 +299,13 @@ def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
                 real, fake = real.to(dt), fake.to(dt)
         else:
             real, fake = None, tensors[0]
-        out = ops.pair_loss(real, fake, KINDS[kind], _params(side_r, side_f), red)
+        out = ext.pair_loss(real, fake, KINDS[kind], _params(side_r, side_f), red)
         if reduction == "none":
             return (out[0], out[1]) if real is not None else out[0]
         return out[0]
     if spec.family == "bce":
         x, t = tensors
-        return ops.bce_loss(x, t, kwargs.get("weight"), kwargs.get("pos_weight"), red)
+        return ext.bce_loss(x, t, kwargs.get("weight"), kwargs.get("pos_weight"), red)
     if spec.family == "penalty":
-        return ops.penalty(tensors[0], float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)), red)
+        return ext.penalty(tensors[0], float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)), red)
     raise NotImplementedError(f"the native backend has no kernel for op {spec.name!r}")
