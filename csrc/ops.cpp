@@ -9,7 +9,8 @@
 //                 backward is composed of differentiable ATen ops instead, so second
 //                 derivatives are exact, never silently wrong.
 // Autograd in C++ keeps an eager call to one dispatcher round trip (measured against a
-// Python autograd.Function in benchmarks/results/).
+// Python autograd.Function in benchmarks/results/native-cpu.md); Python reaches the
+// autograd ops through the pybind11 functions at the end of this file.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/extension.h>

@@ -7,9 +7,10 @@ and the CPU's instruction set, under a file lock so two processes building at on
 do not collide.  The CUDA part (``cuda.cu``) is compiled only when torch has CUDA and
 a CUDA toolkit (nvcc) is present.
 
-Autograd is registered in C++ for the Autograd dispatch key (csrc/ops.cpp), so an
-eager call is one dispatcher round trip; under ``torch.compile`` the same kernels are
-reached through the shared custom-op path (``_fused.py``).
+Autograd is registered in C++ for the Autograd dispatch key (csrc/ops.cpp); an eager
+call reaches it through the extension's pybind11 functions (cheaper per call than the
+boxed ``torch.ops`` call), one dispatcher round trip.  Under ``torch.compile`` the same
+kernels are reached through the shared custom-op path (``_fused.py``).
 
 A failed build: ``"auto"`` falls back to the next backend with one warning naming
 the cause and the fix; an explicit ``"native"`` raises with the compiler's message.
