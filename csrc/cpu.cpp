@@ -114,16 +114,26 @@ inline V log1p_exp_neg_abs(const V& s) {
   return log1p_unit(fast_exp(s.abs().neg()));
 }
 
+// BCEwithlogits(s, t) and sigmoid(s) - t given e = exp(-|s|), so one exp can serve both
 template <typename V>
-inline V bce(const V& s, const V& t) {  // BCEwithlogits(s, t), 0 * inf = 0
-  return mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_exp_neg_abs(s);
+inline V bce_e(const V& s, const V& t, const V& e) {  // 0 * inf = 0
+  return mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_unit(e);
 }
 
 template <typename V>
-inline V dbce(const V& s, const V& t) {  // sigmoid(s) - t, accurate in both tails
-  V e = fast_exp(s.abs().neg());
+inline V dbce_e(const V& s, const V& t, const V& e) {  // accurate in both tails
   V small = e / (V(1) + e);
   return V::blendv(small - t, (V(1) - t) - small, s > V(0));
+}
+
+template <typename V>
+inline V bce(const V& s, const V& t) {
+  return bce_e(s, t, fast_exp(s.abs().neg()));
+}
+
+template <typename V>
+inline V dbce(const V& s, const V& t) {
+  return dbce_e(s, t, fast_exp(s.abs().neg()));
 }
 
 template <int KIND, typename V>
@@ -201,9 +211,8 @@ template <int KIND, typename V>
 inline V term_and_dterm(const V& s, const V& sgn, const V& t, V& d) {
   if constexpr (KIND == BCE) {
     const V e = fast_exp(s.abs().neg());
-    const V small = e / (V(1) + e);
-    d = sgn * V::blendv(small - t, (V(1) - t) - small, s > V(0));
-    return sgn * (mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_unit(e));
+    d = sgn * dbce_e(s, t, e);
+    return sgn * bce_e(s, t, e);
   } else {
     d = dterm<KIND>(s, sgn, t);
     return term<KIND>(s, sgn, t);
@@ -235,34 +244,28 @@ std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor&
     }
     return out;
   }
-  std::vector<at::Tensor> xs;
-  for (auto& sd : sides) xs.push_back(flat(*sd.x));
-  acc_t sums[2] = {0, 0};
-  auto side_sum = [&](size_t k) {
-    const Side& sd = sides[k];
-    const int64_t n = xs[k].numel();
-    const scalar_t* x = xs[k].data_ptr<scalar_t>();
+  double total = 0;
+  bool empty_mean = false;
+  for (auto& sd : sides) {
+    at::Tensor xf = flat(*sd.x);
+    const int64_t n = xf.numel();
+    const scalar_t* x = xf.data_ptr<scalar_t>();
+    acc_t s;
     if (sd.d != nullptr) {
       acc_t* d = sd.d;
-      sums[k] = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+      s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
         V dv;
         V v = term_and_dterm<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t, dv);
         dv.store(d + i, cnt);
         return v;
       });
     } else {
-      sums[k] = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+      s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
         return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t);
       });
     }
-  };
-  for (size_t k = 0; k < sides.size(); k++) side_sum(k);
-  double total = 0;
-  bool empty_mean = false;
-  for (size_t k = 0; k < sides.size(); k++) {
-    const int64_t n = xs[k].numel();
     empty_mean |= (reduction == MEAN && n == 0);
-    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * sums[k]);
+    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * s);
   }
   if (empty_mean) total = std::numeric_limits<double>::quiet_NaN();
   // the two side sums are added in the accumulation dtype, as the kernels do
