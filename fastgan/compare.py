@@ -86,9 +86,11 @@ def grid(side: int = 5, spacing: float = 1.0, std: float = 0.05) -> Mixture:
     return Mixture("grid25", torch.stack([xx.flatten(), yy.flatten()], 1), std)
 
 
+@functools.lru_cache(maxsize=1)
 def digits_data() -> Tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8×8 digits: 1797 images (N, 1, 8, 8) scaled from 0..16 to
-    [-1, 1], and their labels.  Ships inside scikit-learn: no download."""
+    [-1, 1], and their labels.  Ships inside scikit-learn: no download.  Read once per
+    process; callers do not modify the tensors."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -409,8 +411,6 @@ def run(configs: Sequence[str] = tuple(CONFIGS), datasets: Sequence[str] = tuple
     if jobs is None:
         jobs = 1 if device != "cpu" else max(1, min(os.cpu_count() or 1, 8))
     todo = [(c, d, seed, steps, device, threads) for d in datasets for c in configs for seed in range(seeds)]
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     done: Dict[tuple, dict] = {}
 
@@ -419,7 +419,7 @@ def run(configs: Sequence[str] = tuple(CONFIGS), datasets: Sequence[str] = tuple
         if progress:
             print(f"[{len(done)}/{len(todo)}] {job[1]} {job[0]} seed {job[2]}: W1 {r['w1']:.3f}, "
                   f"modes {r['modes']} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    try:
+    with _threads(threads):
         if jobs > 1 and len(todo) > 1:
             import concurrent.futures as cf
             import multiprocessing as mp
@@ -434,8 +434,6 @@ def run(configs: Sequence[str] = tuple(CONFIGS), datasets: Sequence[str] = tuple
                 report(job, _task(job))
         runs = [done[job] for job in todo]
         reference = {d: reference_metrics(_dataset(d)) for d in datasets}
-    finally:
-        torch.set_num_threads(before)
     summary = []
     for dname in datasets:
         for cname in configs:
