@@ -28,34 +28,53 @@ __all__ = [
 ]
 
 
+def _compute_dtype_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _compute_dtype(x: Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+    return _compute_dtype_of(x.dtype)
 
 
 def _up(x: Tensor) -> Tensor:
     return x.to(_compute_dtype(x))
 
 
-def _mul0(a, b: Tensor) -> Tensor:
-    """``a · b`` with ``0 · ∞ = 0`` (``a`` a label: a Python number or a tensor).
+def _mul0(a: Tensor, b: Tensor) -> Tensor:
+    """``a · b`` with ``0 · ∞ = 0`` (``a`` a label or a label weight).
 
     Only the infinite ``b`` is replaced, so the derivative with respect to ``a``
     stays ``b`` wherever ``b`` is finite (a label of exactly 0 or 1 still gets
     its gradient)."""
-    if isinstance(a, Tensor):
-        return a * torch.where((a == 0) & b.isinf(), torch.zeros_like(b), b)
-    return a * torch.where(b.isinf(), torch.zeros_like(b), b) if a == 0 else a * b
+    return a * torch.where((a == 0) & b.isinf(), torch.zeros_like(b), b)
+
+
+def softplus(s: Tensor) -> Tensor:
+    """``softplus(s) = log(1 + exp(s))``, stable, with the true derivative ``sigmoid(s)``
+    at every point, to every order.
+
+    Written ``max(s, 0) + log1p(exp(−|s|))``; autograd's conventions at the kink
+    ``s = 0`` (``relu'(0) = 0``, ``abs'(0) = 0``) would give a derivative of 0 there,
+    where the function is smooth and the derivative is ½.  So ``|s|`` is
+    ``where(s ≥ 0, s, −s)`` (derivative +1 at 0) and ``max(s, 0)`` is
+    ``clamp(s, min=0)`` (derivative 1 at the boundary): ``1 − ½ = ½``.  The second
+    derivative there is ``¼ = σ(0)·(1 − σ(0))``, and in the tails it underflows to 0,
+    never nan (tests/test_oracle.py checks both against closed forms)."""
+    a = torch.where(s >= 0, s, -s)
+    return torch.clamp(s, min=0) + torch.log1p(torch.exp(-a))
 
 
 def bce_terms(s: Tensor, t) -> Tensor:
     """``BCEwithlogits(s, t) = max(s, 0) − s·t + log1p(exp(−|s|))``, written as
-    ``(1 − t)·relu(s) + t·relu(−s) + log1p(exp(−|s|))`` with ``0·∞ = 0``."""
-    return _mul0(1 - t, torch.relu(s)) + _mul0(t, torch.relu(-s)) + torch.log1p(torch.exp(-s.abs()))
-
-
-def softplus_terms(s: Tensor) -> Tensor:
-    """``softplus(s) = log(1 + exp(s)) = BCEwithlogits(s, 0)``."""
-    return bce_terms(s, 0.0)
+    ``(1 − t)·softplus(s) + t·softplus(−s)`` (smooth, exact derivative ``sigmoid(s) − t``
+    everywhere) with ``0·∞ = 0``, so that ``BCE(+∞, 1) = BCE(−∞, 0) = 0``."""
+    if not isinstance(t, Tensor):  # a label: skip the side it multiplies by 0
+        if t == 0:
+            return softplus(s)
+        if t == 1:
+            return softplus(-s)
+        return (1 - t) * softplus(s) + t * softplus(-s)
+    return _mul0(1 - t, softplus(s)) + _mul0(t, softplus(-s))
 
 
 def reduce_one(terms: Tensor, like: Tensor, reduction: str) -> Tensor:
@@ -92,7 +111,7 @@ def bce_d_loss(real: Tensor, fake: Tensor, *, real_label: float = 1.0, fake_labe
 def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean"):
     """Non-saturating ``softplus(−y)``; saturating (minimax) ``−softplus(y)``."""
     y = _up(fake)
-    terms = -softplus_terms(y) if saturating else softplus_terms(-y)
+    terms = -softplus(y) if saturating else softplus(-y)
     return reduce_one(terms, fake, reduction)
 
 
@@ -139,17 +158,21 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
     """``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]`` (torch's formula), ``0·∞ = 0``.
 
-    ``(1 − t)·s + softplus(−s)`` is rewritten as ``(1 − t)·relu(s) + t·relu(−s) + log1p(exp(−|s|))``
-    so that the infinite logits give the limits of the math, not nan.
+    ``(1 − t)·s + softplus(−s)`` is ``BCEwithlogits(s, t)``, computed as ``bce_terms``
+    so that infinite logits give the limits of the math, not nan.  dtypes as torch's
+    function: computed in the accumulation dtype of ``input`` and ``target`` promoted
+    (weights and labels never rounded to a half type first), the result has
+    ``target``'s dtype.
     """
-    s, t = _up(input), target.to(_compute_dtype(input))
+    acc = _compute_dtype_of(torch.promote_types(input.dtype, target.dtype))
+    s, t = input.to(acc), target.to(acc)
     terms = bce_terms(s, t)
     if pos_weight is not None:
         # (p − 1)·t·softplus(−s), the extra weight on the positive term
-        terms = terms + _mul0((pos_weight.to(s.dtype) - 1) * t, softplus_terms(-s))
+        terms = terms + _mul0((pos_weight.to(acc) - 1) * t, softplus(-s))
     if weight is not None:
-        terms = terms * weight.to(s.dtype)
-    return reduce_one(terms, input, reduction)
+        terms = terms * weight.to(acc)
+    return reduce_one(terms, target, reduction)
 
 
 # --- gradient-norm penalty ------------------------------------------------------
