@@ -35,12 +35,14 @@ Design (the fewest bytes moved):
 * Offsets are int64 (``program_id`` is widened before it is multiplied), so
   tensors of more than 2**31 elements are addressed correctly.
 * Half types are computed in float32; float64 in float64 (``F64``).  Float
-  parameters are passed as a float32 (hi, lo) pair so that float64 inputs see
-  the parameter to ~48 bits rather than rounded to float32.
+  parameters (labels, margins, mean weights) are passed as the bits of a float64
+  in two int32 halves and rebuilt in the kernel (``_param``): float64 inputs see
+  the exact parameter (a hinge exactly at an fp64 margin is exactly 0), any
+  finite value fits, and float32 kernels round it once.
 """
 from __future__ import annotations
 
-import math
+import struct
 from dataclasses import dataclass
 
 import triton
@@ -133,9 +135,28 @@ def _acc(x, F64: tl.constexpr):
     return y
 
 
+@triton.jit
+def _param(hi, lo, F64: tl.constexpr):
+    # a float64 parameter from the two int32 halves of its bits (``split``): exact, for
+    # every value, where a float32 (hi, lo) pair rounds fp64 margins and overflows at 3.4e38
+    bits = (hi.to(tl.int64) << 32) | lo.to(tl.uint32).to(tl.int64)
+    v = bits.to(tl.float64, bitcast=True)
+    if F64:
+        y = v
+    else:
+        y = v.to(tl.float32)
+    return y
+
+
+# parameters passed as int32 halves: never value-specialised (a half equal to 1 would
+# become a constexpr, one divisible by 16 another specialisation)
+PAIR_PARAMS = ["tr_hi", "tr_lo", "wr_hi", "wr_lo", "tf_hi", "tf_lo", "wf_hi", "wf_lo"]
+W_PARAMS = ["w_hi", "w_lo"]
+
+
 # --------------------------------------------------------------------------- pair family
 
-@triton.jit
+@triton.jit(do_not_specialize=PAIR_PARAMS)
 def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
                     n_real, n_fake, iters,
                     sgn_r, tr_hi, tr_lo, wr_hi, wr_lo,
@@ -147,8 +168,8 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
     to part_ptr[0] in the output dtype."""
     pid = tl.program_id(0).to(tl.int64)
     total = n_real + n_fake
-    t_r = _acc(tr_hi, F64) + _acc(tr_lo, F64)
-    t_f = _acc(tf_hi, F64) + _acc(tf_lo, F64)
+    t_r = _param(tr_hi, tr_lo, F64)
+    t_f = _param(tf_hi, tf_lo, F64)
     acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     base = pid * iters * BLOCK
@@ -167,8 +188,8 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
             tl.store(out_r_ptr + offs, v.to(out_r_ptr.dtype.element_ty), mask=m_r)
             tl.store(out_f_ptr + (offs - n_real), v.to(out_f_ptr.dtype.element_ty), mask=m_f)
     if REDUCE:
-        w_r = _acc(wr_hi, F64) + _acc(wr_lo, F64)
-        w_f = _acc(wf_hi, F64) + _acc(wf_lo, F64)
+        w_r = _param(wr_hi, wr_lo, F64)
+        w_f = _param(wf_hi, wf_lo, F64)
         partial = w_r * tl.sum(acc_r, axis=0) + w_f * tl.sum(acc_f, axis=0)
         if FINAL:
             tl.store(part_ptr, (partial + bias).to(part_ptr.dtype.element_ty))
@@ -176,7 +197,7 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
             tl.store(part_ptr + pid, partial)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=PAIR_PARAMS)
 def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f_ptr,
                     n_real, n_fake,
                     sgn_r, tr_hi, tr_lo, wr_hi, wr_lo,
@@ -194,7 +215,7 @@ def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f
     x_r = tl.load(real_ptr + offs, mask=m_r, other=0.0)
     x_f = tl.load(fake_ptr + (offs - n_real), mask=m_f, other=0.0)
     s = tl.where(m_r, _acc(x_r, F64), _acc(x_f, F64))
-    t = tl.where(m_r, _acc(tr_hi, F64) + _acc(tr_lo, F64), _acc(tf_hi, F64) + _acc(tf_lo, F64))
+    t = tl.where(m_r, _param(tr_hi, tr_lo, F64), _param(tf_hi, tf_lo, F64))
     d = _dterm(s, tl.where(m_r, sgn_r, sgn_f), t, KIND)
     if ELEMENTWISE_UP:
         u_r = tl.load(up_r_ptr + offs, mask=m_r, other=0.0)
@@ -202,7 +223,7 @@ def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f
         g = tl.where(m_r, _acc(u_r, F64), _acc(u_f, F64)) * d
     else:
         u = _acc(tl.load(up_ptr), F64)
-        w = tl.where(m_r, _acc(wr_hi, F64) + _acc(wr_lo, F64), _acc(wf_hi, F64) + _acc(wf_lo, F64))
+        w = tl.where(m_r, _param(wr_hi, wr_lo, F64), _param(wf_hi, wf_lo, F64))
         g = (u * w) * d
     tl.store(g_r_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m_r)
     tl.store(g_f_ptr + (offs - n_real), g.to(g_f_ptr.dtype.element_ty), mask=m_f)
@@ -232,7 +253,7 @@ def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.cons
     return v
 
 
-@triton.jit
+@triton.jit(do_not_specialize=W_PARAMS)
 def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, bias,
                    HAS_W: tl.constexpr, HAS_PW: tl.constexpr, REDUCE: tl.constexpr,
                    FINAL: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
@@ -251,14 +272,14 @@ def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, b
         else:
             tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=m)
     if REDUCE:
-        partial = (_acc(w_hi, F64) + _acc(w_lo, F64)) * tl.sum(acc, axis=0)
+        partial = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
         if FINAL:
             tl.store(out_ptr, (partial + bias).to(out_ptr.dtype.element_ty))
         else:
             tl.store(out_ptr + pid, partial)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=W_PARAMS)
 def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
                    HAS_W: tl.constexpr, HAS_PW: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
                    F64: tl.constexpr, BLOCK: tl.constexpr):
@@ -278,19 +299,17 @@ def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
     if ELEMENTWISE_UP:
         u = _acc(tl.load(up_ptr + offs, mask=m, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * (_acc(w_hi, F64) + _acc(w_lo, F64))
+        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
     tl.store(g_ptr + offs, (u * d).to(g_ptr.dtype.element_ty), mask=m)
 
 
 # --------------------------------------------------------------------------- launch plans
 
 def split(x: float):
-    """x as a float32 (hi, lo) pair: hi + lo equals x to ~48 bits."""
-    import struct
-    if not math.isfinite(x):
-        return x, 0.0
-    hi = struct.unpack("f", struct.pack("f", x))[0]
-    return hi, x - hi
+    """``x`` as a float64's bits in two int32 halves ``(hi, lo)`` (``_param`` rebuilds it)."""
+    bits = struct.unpack("<q", struct.pack("<d", float(x)))[0]
+    lo = bits & 0xFFFFFFFF
+    return bits >> 32, lo - (1 << 32) if lo >= 1 << 31 else lo
 
 
 @dataclass(frozen=True)
@@ -330,8 +349,9 @@ def _ptr(dt):
 def specializations():
     """Yield ``(name, kernel, signature, constexprs)`` for every launchable specialisation."""
     f32 = "fp32"
-    pair_scalars = {"sgn_r": f32, "tr_hi": f32, "tr_lo": f32, "wr_hi": f32, "wr_lo": f32,
-                    "sgn_f": f32, "tf_hi": f32, "tf_lo": f32, "wf_hi": f32, "wf_lo": f32}
+    i32 = "i32"
+    pair_scalars = {"sgn_r": f32, "tr_hi": i32, "tr_lo": i32, "wr_hi": i32, "wr_lo": i32,
+                    "sgn_f": f32, "tf_hi": i32, "tf_lo": i32, "wf_hi": i32, "wf_lo": i32}
     for dt in FLOAT_DTYPES:
         acc = "fp64" if dt == "fp64" else "fp32"
         f64 = dt == "fp64"
@@ -356,15 +376,15 @@ def specializations():
             for has_pw in (0, 1):
                 for reduce_, final in ((0, 0), (1, 0), (1, 1)):
                     out = dt if (reduce_ == 0 or final) else acc
-                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(dt), "w_ptr": _ptr(dt), "pw_ptr": _ptr(dt),
+                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(acc), "w_ptr": _ptr(acc), "pw_ptr": _ptr(acc),
                            "out_ptr": _ptr(out), "n": "i32", "iters": "i32",
-                           "w_hi": f32, "w_lo": f32, "bias": f32}
+                           "w_hi": i32, "w_lo": i32, "bias": f32}
                     ce = {"HAS_W": has_w, "HAS_PW": has_pw, "REDUCE": reduce_, "FINAL": final,
                           "F64": f64, "BLOCK": BLOCK}
                     yield (f"bce_fwd[{dt},w={has_w},pw={has_pw},reduce={reduce_},final={final}]",
                            bce_fwd_kernel, sig, ce)
                 for ew in (0, 1):
-                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(dt), "w_ptr": _ptr(dt), "pw_ptr": _ptr(dt),
-                           "up_ptr": _ptr(dt), "g_ptr": _ptr(dt), "n": "i32", "w_hi": f32, "w_lo": f32}
+                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(acc), "w_ptr": _ptr(acc), "pw_ptr": _ptr(acc),
+                           "up_ptr": _ptr(dt), "g_ptr": _ptr(dt), "n": "i32", "w_hi": i32, "w_lo": i32}
                     ce = {"HAS_W": has_w, "HAS_PW": has_pw, "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
                     yield f"bce_bwd[{dt},w={has_w},pw={has_pw},elementwise_up={ew}]", bce_bwd_kernel, sig, ce

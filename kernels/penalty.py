@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import triton
 import triton.language as tl
 
-from .losses import FLOAT_DTYPES, NUM_WARPS, _acc, _ptr, split  # noqa: F401  (shared helpers)
+from .losses import FLOAT_DTYPES, NUM_WARPS, _acc, _param, _ptr, split  # noqa: F401  (shared helpers)
 
 TILE = 1024                          # elements per program per iteration
 BLOCK_DS = (16, 64, 256, 1024)       # column block; ROWS = TILE // BLOCK_D
@@ -66,12 +66,12 @@ def _term(sq, c, ONE_SIDED: tl.constexpr, CENTER_ZERO: tl.constexpr):
     return v
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["c_hi", "c_lo", "w_hi", "w_lo"])
 def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
                           c_hi, c_lo, w_hi, w_lo, bias,
                           ONE_SIDED: tl.constexpr, CENTER_ZERO: tl.constexpr, REDUCE: tl.constexpr,
                           F64: tl.constexpr, ROWS: tl.constexpr, SPLITS: tl.constexpr):
-    c = _acc(c_hi, F64) + _acc(c_lo, F64)
+    c = _param(c_hi, c_lo, F64)
     acc = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     for r0 in range(0, B, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
@@ -88,11 +88,11 @@ def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
         else:
             tl.store(terms_ptr + rows, v.to(terms_ptr.dtype.element_ty), mask=row_ok)
     if REDUCE:
-        total = (_acc(w_hi, F64) + _acc(w_lo, F64)) * tl.sum(acc, axis=0) + bias
+        total = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0) + bias
         tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["c_hi", "c_lo", "w_hi", "w_lo"])
 def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
                        c_hi, c_lo, w_hi, w_lo,
                        ONE_SIDED: tl.constexpr, CENTER_ZERO: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
@@ -105,7 +105,7 @@ def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
     if CENTER_ZERO:
         k = 2.0 + tl.zeros_like(sq)
     else:
-        c = _acc(c_hi, F64) + _acc(c_lo, F64)
+        c = _param(c_hi, c_lo, F64)
         n = tl.sqrt(sq)
         d = n - c
         if ONE_SIDED:
@@ -114,7 +114,7 @@ def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
     if ELEMENTWISE_UP:
         u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * (_acc(w_hi, F64) + _acc(w_lo, F64))
+        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
     coef = (u * k)[:, None]
     col0 = ps * iters * BLOCK_D
     for i in range(0, iters):
@@ -167,7 +167,7 @@ def specializations():
                     continue  # the launcher maps c = 0 to the squared norm, one-sided or not
                 for reduce_ in (0, 1):
                     sig = {"part_ptr": _ptr(acc), "sq_ptr": _ptr(acc), "terms_ptr": _ptr(dt), "out_ptr": _ptr(dt),
-                           "B": "i32", "S": "i32", "c_hi": f32, "c_lo": f32, "w_hi": f32, "w_lo": f32, "bias": f32}
+                           "B": "i32", "S": "i32", "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32", "bias": f32}
                     ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "REDUCE": reduce_, "F64": f64,
                           "ROWS": FINISH_ROWS, "SPLITS": FINISH_SPLITS}
                     yield (f"penalty_finish[{dt},one_sided={one_sided},center0={center_zero},reduce={reduce_}]",
@@ -176,7 +176,7 @@ def specializations():
                     for block_d in BLOCK_DS:
                         sig = {"g_ptr": _ptr(dt), "sq_ptr": _ptr(acc), "up_ptr": _ptr(dt), "dg_ptr": _ptr(dt),
                                "B": "i32", "D": "i32", "S": "i32", "iters": "i32",
-                               "c_hi": f32, "c_lo": f32, "w_hi": f32, "w_lo": f32}
+                               "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32"}
                         ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "ELEMENTWISE_UP": ew,
                               "F64": f64, "ROWS": TILE // block_d, "BLOCK_D": block_d}
                         yield (f"penalty_bwd[{dt},one_sided={one_sided},center0={center_zero},"

@@ -159,18 +159,21 @@ def pair_backward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_
     return [g_r.view(real.shape) if real is not None else g_r, g_f.view(fake.shape)]
 
 
-def _bce_operands(x: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor]):
+def _bce_operands(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor]):
+    """Flat operands; the target, weight and pos_weight in the accumulation dtype, so a
+    weight of 1e5 or 1e-8 or a label of 0.9 is never rounded to a half type first."""
+    acc = _acc_dtype(x.dtype)
     xk = _flat(x)
-    wk = _flat(weight.to(x.dtype).expand(x.shape)) if weight is not None else xk
-    pk = _flat(pos_weight.to(x.dtype).expand(x.shape)) if pos_weight is not None else xk
-    return xk, wk, pk
+    tk = _flat(t.to(acc))
+    wk = _flat(weight.to(acc).expand(x.shape)) if weight is not None else tk
+    pk = _flat(pos_weight.to(acc).expand(x.shape)) if pos_weight is not None else tk
+    return xk, tk, wk, pk
 
 
 def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
                 reduction: str) -> List[Tensor]:
     k = _load()
-    xk, wk, pk = _bce_operands(x, weight, pos_weight)
-    tk = _flat(t.to(x.dtype))
+    xk, tk, wk, pk = _bce_operands(x, t, weight, pos_weight)
     n = x.numel()
     common = dict(HAS_W=int(weight is not None), HAS_PW=int(pos_weight is not None),
                   F64=x.dtype == torch.float64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
@@ -198,8 +201,7 @@ def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
 def bce_backward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
                  reduction: str, up: Tensor) -> Tensor:
     k = _load()
-    xk, wk, pk = _bce_operands(x, weight, pos_weight)
-    tk = _flat(t.to(x.dtype))
+    xk, tk, wk, pk = _bce_operands(x, t, weight, pos_weight)
     n = x.numel()
     g = torch.empty_like(xk)
     ew = int(reduction == "none")
