@@ -83,13 +83,22 @@ def _(x, t, weight, pos_weight, reduction, impl):
 
 @torch.library.custom_op("fastgan::bce_with_logits_backward", mutates_args=())
 def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
-                reduction: str, up: Tensor, impl: str) -> Tensor:
-    return IMPLS[impl].bce_backward(x, t, weight, pos_weight, reduction, up)
+                reduction: str, up: Tensor, needs: List[bool], impl: str) -> List[Tensor]:
+    """The gradients ``needs`` asks for, in the order (input, target, weight, pos_weight);
+    an empty tensor where none is asked for.  The input's alone come from the fused
+    kernel; the others from the reference's VJP, evaluated here, outside the trace."""
+    if not any(needs[1:]):
+        grads = [IMPLS[impl].bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None]
+    else:
+        with torch.no_grad():
+            grads = _bce_reference_vjp(x, t, weight, pos_weight, reduction, up, needs)
+    return [g if g is not None else x.new_empty(0) for g in grads]
 
 
 @_bce_bwd_op.register_fake
-def _(x, t, weight, pos_weight, reduction, up, impl):
-    return _fake_like(x)
+def _(x, t, weight, pos_weight, reduction, up, needs, impl):
+    likes = (x, t, weight, pos_weight)
+    return [_fake_like(v) if (need and v is not None) else x.new_empty(0) for v, need in zip(likes, needs)]
 
 
 @torch.library.custom_op("fastgan::grad_norm_penalty", mutates_args=())
@@ -133,15 +142,30 @@ def _compiling() -> bool:
 
 # --------------------------------------------------------------------------- autograd
 
-def _reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor]):
-    """The backward as the reference's vector-Jacobian product, with a graph (double backward).
-    ``fn(*inputs)`` evaluates the reference; returns one gradient (or None) per input."""
+def _reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor], needs: Sequence[bool]):
+    """The backward as the reference's vector-Jacobian product: one gradient (or None)
+    per input, for the inputs whose ``needs`` is set; with a graph when grad mode is on
+    (``create_graph=True``: double backward).
+
+    The reference is evaluated on fresh views of the saved inputs, and differentiated
+    with respect to those views: each view's gradient is then the partial derivative
+    through that argument alone.  Differentiating with respect to the saved tensors
+    themselves would also follow the paths between them (a target computed from the
+    logits, ``real`` and ``fake`` the same tensor) and autograd would add those paths
+    a second time.  With a graph, the views keep it to the saved tensors, so a double
+    backward reaches everything they depend on; without one, detached leaves do."""
+    create_graph = torch.is_grad_enabled()
+
+    def leaf(x):
+        return x.view_as(x) if (create_graph and x.requires_grad) else x.detach().requires_grad_()
+
     with torch.enable_grad():
-        out = fn(*inputs)
+        views = [leaf(x) if (x is not None and need) else x for x, need in zip(inputs, needs)]
+        out = fn(*views)
         outs = list(out) if isinstance(out, tuple) else [out]
-        wrt = [x for x in inputs if x is not None and x.requires_grad]
-        res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=True, allow_unused=True))
-    return [next(res) if (x is not None and x.requires_grad) else None for x in inputs]
+        wrt = [v for v, need in zip(views, needs) if v is not None and need]
+        res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=create_graph, allow_unused=True))
+    return [next(res) if (x is not None and need) else None for x, need in zip(inputs, needs)]
 
 
 class _PairLoss(torch.autograd.Function):
@@ -167,11 +191,18 @@ class _PairLoss(torch.autograd.Function):
         elif torch.is_grad_enabled():
             ref = OPS[name].reference
             inputs = [real, fake] if real is not None else [fake]
-            res = _reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads)
+            needs = ctx.needs_input_grad[4:] if real is not None else ctx.needs_input_grad[5:]
+            res = _reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads, needs)
             g_r, g_f = res if real is not None else (None, res[0])
         else:
             g_r, g_f = IMPLS[impl].pair_backward(kind, real, fake, side_r, side_f, reduction, grads)
         return None, None, None, None, (g_r if real is not None else None), g_f
+
+
+def _bce_reference_vjp(x, t, weight, pos_weight, reduction: str, up: Tensor, needs) -> List[Optional[Tensor]]:
+    from .. import reference
+    return _reference_vjp(lambda a, b, w, p: reference.binary_cross_entropy_with_logits(a, b, w, reduction, p),
+                          [x, t, weight, pos_weight], [up], needs)
 
 
 class _BCEWithLogits(torch.autograd.Function):
@@ -187,16 +218,13 @@ class _BCEWithLogits(torch.autograd.Function):
     def backward(ctx, up):
         x, t, weight, pos_weight = ctx.saved_tensors
         impl, reduction = ctx.impl, ctx.reduction
+        needs = ctx.needs_input_grad[2:]
         if _compiling():
-            return None, None, _bce_bwd_op(x, t, weight, pos_weight, reduction, up, impl), None, None, None
-        others = any(v is not None and v.requires_grad for v in (t, weight, pos_weight))
-        if others or torch.is_grad_enabled():
+            grads = _bce_bwd_op(x, t, weight, pos_weight, reduction, up, list(needs), impl)
+            return (None, None, *[g if need else None for g, need in zip(grads, needs)])
+        if any(needs[1:]) or torch.is_grad_enabled():
             # gradients of target / weight / pos_weight, or a graph of the backward
-            from .. import reference
-            res = _reference_vjp(
-                lambda a, b, w, p: reference.binary_cross_entropy_with_logits(a, b, w, reduction, p),
-                [x, t, weight, pos_weight], [up])
-            return (None, None, *res)
+            return (None, None, *_bce_reference_vjp(x, t, weight, pos_weight, reduction, up, needs))
         return None, None, IMPLS[impl].bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
 
 
@@ -220,27 +248,42 @@ class _GradNormPenalty(torch.autograd.Function):
         if torch.is_grad_enabled():
             from .. import reference
             (dg,) = _reference_vjp(lambda x: reference.grad_norm_penalty(
-                x, center=center, one_sided=one_sided, reduction=reduction), [g], [up])
+                x, center=center, one_sided=one_sided, reduction=reduction), [g], [up], [True])
             return None, None, None, None, dg
         return None, None, None, None, IMPLS[impl].penalty_backward(g, sq, center, one_sided, reduction, up)
 
 
 # --------------------------------------------------------------------------- backend entry
 
+def common_dtype(a: Tensor, b: Tensor):
+    """``a`` and ``b`` in one dtype, as torch promotes ``a.mean() + b.mean()`` (the
+    kernels take one dtype; the conversions are differentiable)."""
+    if a.dtype == b.dtype:
+        return a, b
+    dt = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dt), b.to(dt)
+
+
+def as_input_dtypes(out, reduction: str, real: Tensor, fake: Tensor):
+    """A pair loss's result for inputs of two dtypes: with ``"none"`` each side's terms
+    in its input's dtype (the contract); reduced, the promoted dtype."""
+    if reduction == "none" and real.dtype != fake.dtype:
+        return out[0].to(real.dtype), out[1].to(fake.dtype)
+    return out
+
+
 def run(impl: str, spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
     """Run ``spec`` with the launchers registered as ``impl``, with autograd."""
     if spec.family == "pair":
-        if len(tensors) == 2:
-            real, fake = tensors
-            if real.dtype != fake.dtype:  # as torch promotes real.mean() + fake.mean()
-                dt = torch.promote_types(real.dtype, fake.dtype)
-                real, fake = real.to(dt), fake.to(dt)
-        else:
-            real, fake = None, tensors[0]
-        return _PairLoss.apply(impl, spec.name, kwargs, reduction, real, fake)
+        if len(tensors) == 1:
+            return _PairLoss.apply(impl, spec.name, kwargs, reduction, None, tensors[0])
+        real, fake = common_dtype(*tensors)
+        out = _PairLoss.apply(impl, spec.name, kwargs, reduction, real, fake)
+        return as_input_dtypes(out, reduction, *tensors)
     if spec.family == "bce":
-        x, t = tensors
-        return _BCEWithLogits.apply(impl, reduction, x, t, kwargs.get("weight"), kwargs.get("pos_weight"))
+        x, t = common_dtype(*tensors)
+        out = _BCEWithLogits.apply(impl, reduction, x, t, kwargs.get("weight"), kwargs.get("pos_weight"))
+        return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
     if spec.family == "penalty":
         return _GradNormPenalty.apply(impl, kwargs.get("center", 1.0), kwargs.get("one_sided", False), reduction,
                                       tensors[0])
