@@ -15,15 +15,16 @@ kernels, the native extension, or the pure-PyTorch reference.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Optional
 
 import torch
 from torch import Tensor
 
 from . import backends
-from .registry import D_KINDS, G_KINDS, OPS, REDUCTIONS
+from .checks import (FLOAT_SET, REDUCTIONS, DTypeError, ShapeError, check_bool, check_number,  # noqa: F401
+                     check_real_tensor, check_reduction, check_same_device, check_tensor)
+from .penalties import clip_weights_, grad_norm_penalty, gradient_penalty, r1_penalty, r2_penalty
+from .registry import D_KINDS, G_KINDS, OPS
 
 __all__ = [
     "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss", "lsgan_d_loss", "lsgan_g_loss",
@@ -31,60 +32,12 @@ __all__ = [
     "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_",
 ]
 
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-# --------------------------------------------------------------------------- argument checks
-
-def check_tensor(name: str, x) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be a floating-point tensor (float16, bfloat16, float32 or float64), "
-                        f"got dtype {x.dtype}")
-    return x
-
-
-def check_same_device(names, tensors) -> None:
-    first = tensors[0].device
-    for name, x in zip(names[1:], tensors[1:]):
-        if x.device != first:
-            raise ValueError(f"{names[0]} is on {first} but {name} is on {x.device}; fastgan never copies "
-                             f"across devices: move them to one device first")
-
-
-def check_reduction(reduction) -> str:
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-def check_number(name: str, v) -> float:
-    if type(v) is float and math.isfinite(v):  # the common case, without the ABC check
-        return v
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name} must be a real number (int or float), got {type(v).__name__}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def check_bool(name: str, v) -> bool:
-    if not isinstance(v, bool):
-        raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
-    return v
-
-
-_FLOAT_SET = frozenset(FLOAT_DTYPES)
-
-
 def _call(name: str, tensors, kwargs: dict, reduction: str):
     # the checks are written for the per-call cost (a few µs matter at 4096 logits,
     # benchmarks/results/native-cpu.md); the check_* functions raise the errors
     spec = OPS[name]
     for arg, x in zip(spec.args, tensors):
-        if not isinstance(x, Tensor) or x.dtype not in _FLOAT_SET:
+        if not isinstance(x, Tensor) or x.dtype not in FLOAT_SET:
             check_tensor(arg, x)
     if len(tensors) == 2:
         if not (tensors[0].is_cpu and tensors[1].is_cpu):
@@ -186,31 +139,41 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
 
     Same signature, values and broadcasting: per element
     ``weight · [(1 − t)·s + (1 + (pos_weight − 1)·t)·softplus(−s)]``; ``target`` has
-    ``input``'s shape, ``weight`` and ``pos_weight`` broadcast to it.  One difference:
-    infinite logits give the limits of the math (``(+∞, t=1) → 0``) where torch gives nan.
+    ``input``'s shape, ``weight`` and ``pos_weight`` broadcast to it and may be integer
+    tensors.  As torch's: the result has ``target``'s dtype, and under autocast the loss
+    runs in float32.  Errors where torch raises ``RuntimeError`` (an integer target,
+    shapes that do not broadcast) are ``DTypeError`` / ``ShapeError``, which are
+    ``RuntimeError`` too.  One difference: infinite logits give the limits of the math
+    (``(+∞, t=1) → 0``) where torch gives nan.
     """
     if size_average is not None or reduce is not None:
         from torch.nn import _reduction
         reduction = _reduction.legacy_get_string(size_average, reduce)
-    check_tensor("input", input)
-    check_tensor("target", target)
+    check_tensor("input", input, DTypeError)
+    check_tensor("target", target, DTypeError)
     names, tensors = ["input", "target"], [input, target]
     for name, v in (("weight", weight), ("pos_weight", pos_weight)):
         if v is not None:
             names.append(name)
-            tensors.append(check_tensor(name, v))
+            tensors.append(check_real_tensor(name, v))
     check_same_device(names, tensors)
     if target.shape != input.shape:
-        raise ValueError(f"target size ({tuple(target.shape)}) must be the same as input size "
+        raise ShapeError(f"target size ({tuple(target.shape)}) must be the same as input size "
                          f"({tuple(input.shape)})")
     for name, v in (("weight", weight), ("pos_weight", pos_weight)):
         if v is not None and not _broadcasts_to(v.shape, input.shape):
-            raise ValueError(f"{name} of shape {tuple(v.shape)} does not broadcast to the input's shape "
+            raise ShapeError(f"{name} of shape {tuple(v.shape)} does not broadcast to the input's shape "
                              f"{tuple(input.shape)}")
     check_reduction(reduction)
+    if torch.is_autocast_enabled(input.device.type):  # torch runs this loss in float32 under autocast
+        input, target = input.float(), target.float()
+    weight, pos_weight = _as_float(weight, input), _as_float(pos_weight, input)
     spec = OPS["binary_cross_entropy_with_logits"]
     return backends.run(spec, (input, target), {"weight": weight, "pos_weight": pos_weight}, reduction)
 
 
-# the penalties live in fastgan/penalties.py and are part of this namespace (the contract)
-from .penalties import clip_weights_, gradient_penalty, grad_norm_penalty, r1_penalty, r2_penalty  # noqa: E402
+def _as_float(v: Optional[Tensor], like: Tensor) -> Optional[Tensor]:
+    """An integer or bool weight as a float tensor (torch promotes them the same way)."""
+    if v is None or v.is_floating_point():
+        return v
+    return v.to(torch.float64 if like.dtype == torch.float64 else torch.float32)

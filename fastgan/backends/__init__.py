@@ -9,6 +9,15 @@ A backend is a module-like object with
 ``"auto"`` picks the fastest usable backend for the tensors' device and never
 fails where ``"torch"`` works.  A backend named explicitly never falls back: if it
 cannot run, the call raises ``RuntimeError`` saying why and how to fix it.
+
+The selection: ``set_backend`` sets the process default, which every thread uses
+unless it is inside a ``use_backend`` block (a per-thread override).  The initial
+default is ``FASTGAN_BACKEND`` (else ``"auto"``).
+
+Calls under ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``, ``jvp``, ...)
+or forward-mode AD (``torch.autograd.forward_ad``) run on the reference, whatever
+the selection: the fused kernels have no batching or forward-derivative rules,
+and the reference is differentiable in every mode.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ import warnings
 from typing import Dict, Iterator, Tuple
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 
 from ..registry import OpSpec
 from . import native_backend, torch_backend, triton_backend
@@ -26,12 +36,12 @@ from . import native_backend, torch_backend, triton_backend
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
 NAMES = ("auto", *BACKENDS)
 
-class _Selection(threading.local):
-    name = None  # per thread; None: the process default (FASTGAN_BACKEND, else "auto")
+class _Override(threading.local):
+    name = None  # per thread: the backend of the innermost use_backend block, else None
 
 
-_state = _Selection()
-_default = {"name": None}
+_override = _Override()
+_default = {"name": None}  # the process default; None until first read
 
 
 def _check_name(name) -> str:
@@ -42,7 +52,7 @@ def _check_name(name) -> str:
     return name
 
 
-def _initial() -> str:
+def _process_default() -> str:
     if _default["name"] is None:
         env = os.environ.get("FASTGAN_BACKEND", "auto").strip() or "auto"
         try:
@@ -59,31 +69,42 @@ def available_backends() -> Dict[str, Tuple[bool, str]]:
 
 
 def get_backend() -> str:
-    """The current backend name (``"auto"`` unless set)."""
-    return _state.name or _initial()
+    """The backend of this thread: its ``use_backend`` block's, else the process default."""
+    return _override.name or _process_default()
 
 
-def set_backend(name: str) -> None:
-    """Select the backend for this thread (``"auto"``, ``"triton"``, ``"native"``, ``"torch"``).
-
-    Raises ``RuntimeError`` at once if a named backend cannot run in this process."""
-    _check_name(name)
+def _check_usable(name: str) -> None:
     if name != "auto":
         ok, reason = BACKENDS[name].status()
         if not ok:
             raise RuntimeError(f"fastgan backend {name!r} cannot run: {reason}")
-    _state.name = name
+
+
+def set_backend(name: str) -> None:
+    """Select the backend for the process (``"auto"``, ``"triton"``, ``"native"``, ``"torch"``):
+    every thread uses it, except inside a ``use_backend`` block, whose choice it also
+    replaces in the calling thread.
+
+    Raises ``RuntimeError`` at once if a named backend cannot run in this process."""
+    _check_name(name)
+    _check_usable(name)
+    _default["name"] = name
+    if _override.name is not None:
+        _override.name = name
 
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Context manager: use ``name`` inside the block, restore the previous backend after."""
-    previous = _state.name
-    set_backend(name)
+    """Context manager: this thread uses ``name`` inside the block; the previous choice
+    is restored after it.  Other threads are not affected."""
+    _check_name(name)
+    _check_usable(name)
+    previous = _override.name
+    _override.name = name
     try:
         yield
     finally:
-        _state.name = previous
+        _override.name = previous
 
 
 _warned = set()
@@ -148,18 +169,38 @@ def _resolve(name: str, device: torch.device):
 
 def resolve(device: torch.device):
     """The backend object that runs ops on ``device`` under the current selection."""
-    key = (_state.name or _initial(), device.type)
+    key = (get_backend(), device.type)
     backend = _resolved.get(key)
     if backend is None:
         backend = _resolved[key] = _resolve(key[0], device)
     return backend
 
 
+@torch.compiler.assume_constant_result
+def _resolve_for_compile(selection: str, device_type: str) -> str:
+    """``resolve``, run at trace time rather than traced (it may build the native
+    extension: file system calls and hashing Dynamo cannot trace); the backend's name."""
+    backend = resolve(torch.device(device_type))
+    if backend is native_backend:
+        native_backend.ensure_built()
+    return next(name for name, b in BACKENDS.items() if b is backend)
+
+
+def _transformed() -> bool:
+    """Inside a torch.func transform or a forward-mode AD level."""
+    return torch._C._are_functorch_transforms_active() or _forward_ad._current_level >= 0
+
+
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     x = tensors[0]
-    backend = _resolved.get((_state.name or _initial(), _device_type(x)))
-    if backend is None:
-        backend = resolve(x.device)
+    if torch.compiler.is_compiling():
+        backend = BACKENDS[_resolve_for_compile(get_backend(), x.device.type)]
+    elif _transformed():
+        backend = torch_backend
+    else:
+        backend = _resolved.get((_override.name or _process_default(), _device_type(x)))
+        if backend is None:
+            backend = resolve(x.device)
     return backend.run(spec, tensors, kwargs, reduction)
 
 
