@@ -2,6 +2,10 @@
 forward and backward give the eager values."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -47,3 +51,24 @@ def test_compile_fullgraph_matches_eager(backend):
             torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-6)
             for a, b in zip(gc, ge):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("backend", ["torch", "native", "triton", "auto"])
+def test_compile_every_differentiable_argument_fresh_process(backend):
+    """In a fresh process, with no eager call first: fullgraph=True with dynamic=False,
+    dynamic=True and automatic dynamic shapes (and a float option that changes), every
+    op, every argument requiring grad; values and gradients equal eager
+    (tests/compile_fresh.py).  "auto" is native on CPU: its run is the short one."""
+    if backend not in BACKENDS:
+        pytest.skip(f"{backend} is not usable here")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    if backend != "triton":
+        env.pop("TRITON_INTERPRET", None)
+    cmd = [sys.executable, "-m", "tests.compile_fresh", backend] + (["--quick"] if backend == "auto" else [])
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    fails = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
+    assert out.returncode == 0 and not fails, "\n".join(fails) or out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1].startswith("OK ")

@@ -90,8 +90,18 @@ def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
     if not any(needs[1:]):
         grads = [IMPLS[impl].bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None]
     else:
-        with torch.no_grad():
-            grads = _bce_reference_vjp(x, t, weight, pos_weight, reduction, up, needs)
+        # torch.func's vjp: plain autograd is switched off inside a custom op
+        from .. import reference
+        args = [v for v in (x, t, weight, pos_weight) if v is not None]
+
+        def loss(*a):
+            full = iter(a)
+            x_, t_, w_, p_ = [next(full) if v is not None else None for v in (x, t, weight, pos_weight)]
+            return reference.binary_cross_entropy_with_logits(x_, t_, w_, reduction, p_)
+
+        res = iter(torch.func.vjp(loss, *args)[1](up))
+        grads = [next(res) if v is not None else None for v in (x, t, weight, pos_weight)]
+        grads = [g if need else None for g, need in zip(grads, needs)]
     return [g if g is not None else x.new_empty(0) for g in grads]
 
 
