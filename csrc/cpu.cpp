@@ -309,11 +309,13 @@ std::vector<at::Tensor> pair_bwd_typed(const at::Tensor& real, const at::Tensor&
   return out;
 }
 
+// x in the input's dtype; target, weight and pos_weight in the accumulation dtype
 template <typename scalar_t, bool HAS_W, bool HAS_PW>
 struct BceTerms {
   using acc_t = typename Acc<scalar_t>::type;
   using V = Vectorized<acc_t>;
-  const scalar_t *x, *t, *w, *pw;
+  const scalar_t* x;
+  const acc_t *t, *w, *pw;
   V value(int64_t i, int64_t cnt) const {
     V s = load<acc_t>(x + i, cnt), tt = load<acc_t>(t + i, cnt);
     V v = bce(s, tt);
@@ -334,10 +336,11 @@ struct BceTerms {
 template <typename scalar_t, typename F>
 void with_bce_terms(const at::Tensor& xf, const at::Tensor& tf, const at::Tensor& wf, const at::Tensor& pf,
                     const F& f) {
+  using acc_t = typename Acc<scalar_t>::type;
   const scalar_t* x = xf.data_ptr<scalar_t>();
-  const scalar_t* t = tf.data_ptr<scalar_t>();
-  const scalar_t* w = wf.defined() ? wf.data_ptr<scalar_t>() : nullptr;
-  const scalar_t* pw = pf.defined() ? pf.data_ptr<scalar_t>() : nullptr;
+  const acc_t* t = tf.data_ptr<acc_t>();
+  const acc_t* w = wf.defined() ? wf.data_ptr<acc_t>() : nullptr;
+  const acc_t* pw = pf.defined() ? pf.data_ptr<acc_t>() : nullptr;
   if (w && pw) f(BceTerms<scalar_t, true, true>{x, t, w, pw});
   else if (w) f(BceTerms<scalar_t, true, false>{x, t, w, pw});
   else if (pw) f(BceTerms<scalar_t, false, true>{x, t, w, pw});
@@ -430,7 +433,7 @@ at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::opti
                        const c10::optional<at::Tensor>& pw_opt, int64_t reduction) {
   check_cpu(x, "input");
   check_cpu(t, "target");
-  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  at::Tensor xf = flat(x), tf = acc_flat(t, x), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
   const int64_t n = xf.numel();
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_fwd", [&] {
@@ -454,7 +457,7 @@ at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::opti
 at::Tensor bce_bwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w_opt,
                        const c10::optional<at::Tensor>& pw_opt, int64_t reduction, const at::Tensor& up) {
   check_cpu(x, "input");
-  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  at::Tensor xf = flat(x), tf = acc_flat(t, x), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
   const int64_t n = xf.numel();
   at::Tensor g = at::empty_like(xf);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_bwd", [&] {

@@ -244,21 +244,20 @@ std::vector<at::Tensor> pair_bwd_cuda(const c10::optional<at::Tensor>& real_opt,
 
 // ---------------------------------------------------------------- bce drop-in family
 
-template <typename scalar_t>
-__device__ __forceinline__ typename Acc<scalar_t>::type bce_value(const scalar_t* x, const scalar_t* t,
-                                                                  const scalar_t* w, const scalar_t* pw, int64_t i) {
-  using A = typename Acc<scalar_t>::type;
-  const A s = static_cast<A>(x[i]), tt = static_cast<A>(t[i]);
+// x, the upstream gradient and the outputs in the input's dtype; target, weight and
+// pos_weight in the accumulation dtype A
+template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
+__device__ __forceinline__ A bce_value(const scalar_t* x, const A* t, const A* w, const A* pw, int64_t i) {
+  const A s = static_cast<A>(x[i]), tt = t[i];
   A v = bce<A>(s, tt);
-  if (pw) v += mul0((static_cast<A>(pw[i]) - A(1)) * tt, relu(-s) + log1p(exp(-fabs(s))));
-  if (w) v *= static_cast<A>(w[i]);
+  if (pw) v += mul0((pw[i] - A(1)) * tt, relu(-s) + log1p(exp(-fabs(s))));
+  if (w) v *= w[i];
   return v;
 }
 
-template <typename scalar_t>
-__global__ void bce_reduce_kernel(const scalar_t* x, const scalar_t* t, const scalar_t* w, const scalar_t* pw,
-                                  int64_t n, typename Acc<scalar_t>::type* partial, int64_t per_block) {
-  using A = typename Acc<scalar_t>::type;
+template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
+__global__ void bce_reduce_kernel(const scalar_t* x, const A* t, const A* w, const A* pw, int64_t n, A* partial,
+                                  int64_t per_block) {
   const int64_t begin = int64_t(blockIdx.x) * per_block;
   const int64_t end = min(n, begin + per_block);
   A acc = 0;
@@ -267,23 +266,21 @@ __global__ void bce_reduce_kernel(const scalar_t* x, const scalar_t* t, const sc
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-template <typename scalar_t>
-__global__ void bce_terms_kernel(const scalar_t* x, const scalar_t* t, const scalar_t* w, const scalar_t* pw,
-                                 scalar_t* out, int64_t n) {
+template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
+__global__ void bce_terms_kernel(const scalar_t* x, const A* t, const A* w, const A* pw, scalar_t* out, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads)
     out[i] = static_cast<scalar_t>(bce_value(x, t, w, pw, i));
 }
 
-template <typename scalar_t>
-__global__ void bce_bwd_kernel(const scalar_t* x, const scalar_t* t, const scalar_t* w, const scalar_t* pw,
-                               const scalar_t* up, bool elementwise, double wmean, scalar_t* g, int64_t n) {
-  using A = typename Acc<scalar_t>::type;
+template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
+__global__ void bce_bwd_kernel(const scalar_t* x, const A* t, const A* w, const A* pw, const scalar_t* up,
+                               bool elementwise, double wmean, scalar_t* g, int64_t n) {
   const A scalar_up = elementwise ? A(0) : static_cast<A>(up[0]) * static_cast<A>(wmean);
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
-    const A s = static_cast<A>(x[i]), tt = static_cast<A>(t[i]);
+    const A s = static_cast<A>(x[i]), tt = t[i];
     A d = dbce<A>(s, tt);
-    if (pw) d += (static_cast<A>(pw[i]) - A(1)) * tt * dbce<A>(s, A(1));
-    if (w) d *= static_cast<A>(w[i]);
+    if (pw) d += (pw[i] - A(1)) * tt * dbce<A>(s, A(1));
+    if (w) d *= w[i];
     g[i] = static_cast<scalar_t>((elementwise ? static_cast<A>(up[i]) : scalar_up) * d);
   }
 }
@@ -294,18 +291,19 @@ at::Tensor bce_fwd_cuda(const at::Tensor& x, const at::Tensor& t, const c10::opt
   check_cuda(t, "target");
   const c10::cuda::CUDAGuard guard(x.device());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  at::Tensor xf = flat(x), tf = acc_flat(t, x), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
   const int64_t n = xf.numel();
   at::Tensor out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_fwd_cuda", [&] {
     using A = typename Acc<scalar_t>::type;
-    const scalar_t* wp = wf.defined() ? wf.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* pp = pf.defined() ? pf.data_ptr<scalar_t>() : nullptr;
+    const A* tp = tf.data_ptr<A>();
+    const A* wp = wf.defined() ? wf.data_ptr<A>() : nullptr;
+    const A* pp = pf.defined() ? pf.data_ptr<A>() : nullptr;
     if (reduction == NONE) {
       out = at::empty_like(xf);
       if (n) {
         bce_terms_kernel<scalar_t><<<elementwise_blocks(n), kThreads, 0, stream>>>(
-            xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wp, pp, out.data_ptr<scalar_t>(), n);
+            xf.data_ptr<scalar_t>(), tp, wp, pp, out.data_ptr<scalar_t>(), n);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
       out = out.view(x.sizes());
@@ -313,8 +311,8 @@ at::Tensor bce_fwd_cuda(const at::Tensor& x, const at::Tensor& t, const c10::opt
     }
     Grid gr = reduce_grid(n);
     at::Tensor part = at::empty({gr.blocks}, x.options().dtype(acc_type(x.scalar_type())));
-    bce_reduce_kernel<scalar_t><<<gr.blocks, kThreads, 0, stream>>>(xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(),
-                                                                    wp, pp, n, part.data_ptr<A>(), gr.per_block);
+    bce_reduce_kernel<scalar_t><<<gr.blocks, kThreads, 0, stream>>>(xf.data_ptr<scalar_t>(), tp, wp, pp, n,
+                                                                    part.data_ptr<A>(), gr.per_block);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     out = at::empty({}, x.options());
     pair_finish_kernel<scalar_t><<<1, kThreads, 0, stream>>>(
@@ -330,16 +328,17 @@ at::Tensor bce_bwd_cuda(const at::Tensor& x, const at::Tensor& t, const c10::opt
   check_cuda(x, "input");
   const c10::cuda::CUDAGuard guard(x.device());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  at::Tensor xf = flat(x), tf = flat(t.to(x.scalar_type())), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
+  at::Tensor xf = flat(x), tf = acc_flat(t, x), wf = expand_flat(w_opt, x), pf = expand_flat(pw_opt, x);
   const int64_t n = xf.numel();
   at::Tensor g = at::empty_like(xf);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastgan_bce_bwd_cuda", [&] {
+    using A = typename Acc<scalar_t>::type;
     const bool ew = reduction == NONE;
     at::Tensor u = ew ? flat(up.to(x.scalar_type())) : up.to(x.scalar_type()).contiguous();
     if (n) {
       bce_bwd_kernel<scalar_t><<<elementwise_blocks(n), kThreads, 0, stream>>>(
-          xf.data_ptr<scalar_t>(), tf.data_ptr<scalar_t>(), wf.defined() ? wf.data_ptr<scalar_t>() : nullptr,
-          pf.defined() ? pf.data_ptr<scalar_t>() : nullptr, u.data_ptr<scalar_t>(), ew, mean_weight(reduction, n),
+          xf.data_ptr<scalar_t>(), tf.data_ptr<A>(), wf.defined() ? wf.data_ptr<A>() : nullptr,
+          pf.defined() ? pf.data_ptr<A>() : nullptr, u.data_ptr<scalar_t>(), ew, mean_weight(reduction, n),
           g.data_ptr<scalar_t>(), n);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }

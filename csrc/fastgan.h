@@ -48,10 +48,18 @@ inline at::ScalarType acc_type(at::ScalarType t) {
 }
 // a flattened, contiguous view (a copy only for non-contiguous inputs, on the same device)
 inline at::Tensor flat(const at::Tensor& x) { return x.contiguous().view({-1}); }
-// weight / pos_weight broadcast to the input's shape, materialised contiguous
+// The BCE drop-in's labels and weights enter the math in the accumulation dtype of the
+// input (float32 for half inputs: a weight of 1e5 or 1e-8 survives), not in the input's
+// own dtype; no copy when already in that dtype.
+// target, which has the input's shape: flattened, in the accumulation dtype
+inline at::Tensor acc_flat(const at::Tensor& t, const at::Tensor& like) {
+  return flat(t.to(acc_type(like.scalar_type())));
+}
+// weight / pos_weight broadcast to the input's shape, materialised contiguous, in the
+// accumulation dtype
 inline at::Tensor expand_flat(const c10::optional<at::Tensor>& v, const at::Tensor& like) {
   if (!v.has_value() || !v->defined()) return at::Tensor();
-  return v->to(like.scalar_type()).expand(like.sizes()).contiguous().view({-1});
+  return v->to(acc_type(like.scalar_type())).expand(like.sizes()).contiguous().view({-1});
 }
 
 }  // namespace fastgan

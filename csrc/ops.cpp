@@ -85,12 +85,30 @@ at::Tensor call_penalty_bwd(const at::Tensor& g, const at::Tensor& sq, double ce
 
 // ------------------------------------------------------------------ differentiable (ATen) backward formulas
 
+// 0 · ∞ = 0 in the label products, as reference._mul0: b with its infinite values
+// replaced by 0 where a == 0 (d(a · b)/da, so a label of exactly 0 or 1 keeps its
+// gradient wherever b is finite), and the product itself
+at::Tensor mask0_aten(const at::Tensor& a, const at::Tensor& b) {
+  return at::where((a == 0).logical_and(b.isinf()), at::zeros_like(b), b);
+}
+at::Tensor mul0_aten(const at::Tensor& a, const at::Tensor& b) { return a * mask0_aten(a, b); }
+
+// d BCEwithlogits(s, t) / ds = sigmoid(s) − t, as the kernels' dbce: the branch that
+// does not cancel in each tail; 0.5 − t at s = 0, 1 − t at +∞, −t at −∞, nan for nan.
+// Each branch is differentiable, so the second derivative is sigmoid'(s) everywhere.
+template <typename T>
+at::Tensor dbce_aten(const at::Tensor& s, const T& t) {
+  return at::where(s > 0, (1 - t) - at::sigmoid(-s), at::sigmoid(s) - t);
+}
+
 at::Tensor dterm_aten(const at::Tensor& s, int64_t kind, double sgn, double t) {
   switch (kind) {
-    case BCE: return (at::sigmoid(s) - t) * sgn;
-    case HINGE: return at::where(s * sgn + t <= 0, at::zeros_like(s), at::full_like(s, sgn));
+    case BCE: return dbce_aten(s, t) * sgn;
+    // sgn where t + sgn·s > 0, else 0 (zero at the margin), as relu's backward; a function
+    // of s (derivative 0), so a create_graph gradient stays in the graph as torch's relu
+    case HINGE: return at::threshold_backward(at::full_like(s, sgn), s * sgn + t, 0);
     case LSGAN: return s - t;
-    default: return at::full_like(s, sgn);
+    default: return at::full_like(s, sgn);  // LINEAR: a constant, as torch's
   }
 }
 
@@ -176,19 +194,30 @@ struct BceFn : public torch::autograd::Function<BceFn> {
       return {call_bce_bwd(x, t, w, pw, reduction, up), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
               at::Tensor(), at::Tensor()};
     }
-    // w · [(1 − t)·s + lw·softplus(−s)], lw = 1 + (p − 1)·t; half types in float32
+    // w · [(1 − t)·s + lw·softplus(−s)], lw = 1 + (p − 1)·t, written as the reference:
+    // w · [(1 − t)·softplus(s) + t·softplus(−s) + (p − 1)·t·softplus(−s)] with 0 · ∞ = 0, so
+    // infinite logits give the limits, not ∞ − ∞; labels, weights and half inputs in the
+    // accumulation dtype
     const auto acc = acc_type(x.scalar_type());
     const at::Tensor s = x.to(acc), tt = t.to(acc);
     const at::Tensor pp = pw.defined() ? pw.to(acc) : at::Tensor();
+    const at::Tensor q = pw.defined() ? (pp - 1) * tt : at::Tensor();  // the extra weight on the positive term
     const at::Tensor u = reduction == NONE ? up.to(acc) : up.to(acc) * mean_weight(reduction, x.numel());
-    at::Tensor sp = at::softplus(-s);
-    at::Tensor lw = pw.defined() ? (pp - 1) * tt + 1 : at::ones_like(s);
+    const at::Tensor sp = at::softplus(s), sn = at::softplus(-s);
     at::Tensor ww = w.defined() ? w.to(acc) : at::ones_like(s);
-    at::Tensor gx = (u * ww * ((1 - tt) - lw * at::sigmoid(-s))).to(x.scalar_type());
-    at::Tensor gt = (u * ww * (pw.defined() ? (pp - 1) * sp - s : -s)).to(t.scalar_type());
+    // d/ds = dbce(s, t) + (p − 1)·t·dbce(s, 1), as the kernels
+    at::Tensor ds = pw.defined() ? dbce_aten(s, tt) + q * dbce_aten(s, 1.0) : dbce_aten(s, tt);
+    at::Tensor dt = mask0_aten(tt, sn) - mask0_aten(1 - tt, sp);
+    if (pw.defined()) dt = dt + (pp - 1) * mask0_aten(q, sn);
+    at::Tensor gx = (u * ww * ds).to(x.scalar_type());
+    at::Tensor gt = (u * ww * dt).to(t.scalar_type());
     at::Tensor gw, gp;
-    if (w.defined()) gw = (u * ((1 - tt) * s + lw * sp)).sum_to_size(w.sizes()).to(w.scalar_type());
-    if (pw.defined()) gp = (u * ww * tt * sp).sum_to_size(pw.sizes()).to(pw.scalar_type());
+    if (w.defined()) {
+      at::Tensor value = mul0_aten(1 - tt, sp) + mul0_aten(tt, sn);
+      if (pw.defined()) value = value + mul0_aten(q, sn);
+      gw = (u * value).sum_to_size(w.sizes()).to(w.scalar_type());
+    }
+    if (pw.defined()) gp = (u * ww * tt * mask0_aten(q, sn)).sum_to_size(pw.sizes()).to(pw.scalar_type());
     return {gx, gt, gw, gp, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
