@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from . import backends
-from .functional import check_bool, check_number, check_reduction, check_tensor
+from .checks import check_bool, check_number, check_reduction, check_tensor
 from .registry import OPS
 
 
@@ -37,11 +37,32 @@ def grad_norm_penalty(grads: Tensor, *, center: float = 1.0, one_sided: bool = F
     return backends.run(OPS["grad_norm_penalty"], (grads,), kw, reduction)
 
 
+def _check_scaler(scaler):
+    """The scaler to use, or None: a disabled GradScaler (``GradScaler(enabled=use_amp)``,
+    a CUDA scaler without CUDA) scales nothing, exactly like ``scaler=None``."""
+    if scaler is None:
+        return None
+    if not (callable(getattr(scaler, "scale", None)) and callable(getattr(scaler, "get_scale", None))):
+        raise TypeError(f"scaler must be a torch.amp.GradScaler or None, got {type(scaler).__name__}")
+    is_enabled = getattr(scaler, "is_enabled", None)
+    if callable(is_enabled) and not is_enabled():
+        return None
+    return scaler
+
+
 def _input_grads(critic, x: Tensor, scaler, arg: str) -> Tensor:
-    """``∂ sum(critic(x)) / ∂x`` with a graph, AMP-correct when a GradScaler is given."""
+    """``∂ sum(critic(x)) / ∂x`` with a graph, AMP-correct when a GradScaler is given
+    (``scaler`` as returned by ``_check_scaler``)."""
     out = critic(x)
     if not isinstance(out, Tensor):
         raise TypeError(f"critic must return a tensor, got {type(out).__name__}")
+    if not out.is_floating_point():
+        raise TypeError(f"critic must return a floating-point tensor, got {out.dtype}")
+    no_grad = ValueError(f"the critic's output does not depend on its input ({arg}): there is no gradient "
+                         "to penalise" + ("" if torch.is_grad_enabled() else " (gradients are disabled here: "
+                                          "torch.no_grad or inference_mode)"))
+    if not out.requires_grad:  # no graph at all: autograd.grad would raise its generic error
+        raise no_grad
     total = out.float().sum() if out.dtype in (torch.float16, torch.bfloat16) else out.sum()
     if scaler is not None:
         # PyTorch's gradient-penalty recipe for GradScaler: scale the outputs before
@@ -50,8 +71,7 @@ def _input_grads(critic, x: Tensor, scaler, arg: str) -> Tensor:
         total = scaler.scale(total)
     (g,) = torch.autograd.grad(total, x, create_graph=True, allow_unused=True)
     if g is None:
-        raise ValueError(f"the critic's output does not depend on its input ({arg}): there is no gradient "
-                         "to penalise")
+        raise no_grad
     if scaler is not None:
         scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else scaler.get_scale()
         # unscale in float32: a half gradient cannot hold the scale (65536 > fp16 max)
@@ -86,6 +106,7 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
     if real.dim() < 1 or real.shape[0] == 0:
         raise ValueError(f"real must have a non-empty batch dimension, got shape {tuple(real.shape)}")
     w = check_number("weight", weight)
+    scaler = _check_scaler(scaler)
     B = real.shape[0]
     dtype = torch.promote_types(real.dtype, fake.dtype)
     if alpha is None:
@@ -115,9 +136,10 @@ def r2_penalty(critic, fake: Tensor, *, gamma: float = 10.0, scaler=None) -> Ten
 def _r_penalty(critic, x: Tensor, gamma, scaler, arg: str) -> Tensor:
     _check_critic(critic)
     check_tensor(arg, x)
-    if x.dim() < 1:
-        raise ValueError(f"{arg} must have a batch dimension, got a 0-d tensor")
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"{arg} must have a non-empty batch dimension, got shape {tuple(x.shape)}")
     g_ = check_number("gamma", gamma)
+    scaler = _check_scaler(scaler)
     x = x.detach().requires_grad_(True)
     g = _input_grads(critic, x, scaler, arg)
     return (g_ / 2) * grad_norm_penalty(g, center=0.0)

@@ -3,6 +3,8 @@ matter, end-to-end critic gradients against plain PyTorch compositions, AMP, bad
 and weight clipping."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -202,6 +204,69 @@ def test_scaler_unscales_on_cpu():
     torch.testing.assert_close(p, F.gradient_penalty(critic, real, fake, alpha=alpha), rtol=1e-5, atol=1e-6)
 
 
+def _quiet(make):
+    with warnings.catch_warnings():  # the legacy class is deprecated; a CUDA scaler without CUDA warns
+        warnings.simplefilter("ignore")
+        return make()
+
+
+DISABLED_SCALERS = [
+    pytest.param(lambda: torch.amp.GradScaler(enabled=False), id="amp-disabled"),
+    pytest.param(lambda: torch.amp.GradScaler("cpu", enabled=False), id="amp-cpu-disabled"),
+    pytest.param(lambda: torch.cuda.amp.GradScaler(enabled=False), id="legacy-cuda-disabled"),
+    pytest.param(lambda: torch.amp.GradScaler("cuda"), id="cuda-without-cuda",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="enabled where CUDA is present")),
+]
+
+
+@pytest.mark.parametrize("make_scaler", DISABLED_SCALERS)
+@pytest.mark.parametrize("which", ["gp", "r1", "r2"])
+def test_disabled_scaler_is_no_scaler(make_scaler, which):
+    """GradScaler(enabled=use_amp) with use_amp False: exactly the scaler=None result."""
+    scaler = _quiet(make_scaler)
+    assert not scaler.is_enabled()
+    torch.manual_seed(0)
+    critic = mlp_critic(4)
+    real, fake = torch.randn(5, 4), torch.randn(5, 4)
+    alpha = torch.rand(5)
+
+    def penalty(**kw):
+        if which == "gp":
+            return F.gradient_penalty(critic, real, fake, alpha=alpha, **kw)
+        return (F.r1_penalty(critic, real, **kw) if which == "r1" else F.r2_penalty(critic, fake, **kw))
+
+    ref = penalty()
+    p = penalty(scaler=scaler)
+    assert torch.equal(p, ref)
+    for a, b in zip(_param_grads(critic, p), _param_grads(critic, ref)):
+        assert torch.equal(a, b)
+
+
+def test_enabled_scaler_still_scales_and_unscales():
+    torch.manual_seed(0)
+    critic = mlp_critic(4)
+    real = torch.randn(5, 4)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    seen = []
+    real_scale = scaler.scale
+    scaler.scale = lambda t: seen.append(t) or real_scale(t)
+    p = F.r1_penalty(critic, real, scaler=scaler)
+    assert len(seen) == 1  # the output was scaled before autograd.grad ...
+    torch.testing.assert_close(p, F.r1_penalty(critic, real), rtol=1e-5, atol=1e-6)  # ... and unscaled after
+
+
+@pytest.mark.parametrize("bad", ["amp", 1024.0, object(), torch.tensor(1024.0)], ids=type)
+def test_scaler_must_be_a_grad_scaler(bad):
+    critic = mlp_critic(3)
+    real, fake = torch.randn(4, 3), torch.randn(4, 3)
+    with pytest.raises(TypeError, match="scaler"):
+        F.gradient_penalty(critic, real, fake, scaler=bad)
+    with pytest.raises(TypeError, match="scaler"):
+        F.r1_penalty(critic, real, scaler=bad)
+    with pytest.raises(TypeError, match="scaler"):
+        F.r2_penalty(critic, fake, scaler=bad)
+
+
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_input():
@@ -230,6 +295,39 @@ def test_bad_input():
         F.grad_norm_penalty(real, one_sided="yes")
     with pytest.raises(ValueError, match="real.*fake"):
         F.gradient_penalty(critic, real, torch.randn(4, 3, device="meta"))
+
+
+@pytest.mark.parametrize("const", [lambda x: torch.ones(x.shape[0]), lambda x: torch.ones(x.shape[0]).sum() * 0 + 3,
+                                   lambda x: x.detach().sum(dim=1)], ids=["ones", "scalar", "detached"])
+def test_critic_output_not_depending_on_its_input(const):
+    """An output without a graph to the input: the promised ValueError, not autograd's RuntimeError."""
+    real, fake = torch.randn(4, 3), torch.randn(4, 3)
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        F.r1_penalty(const, real)
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        F.r2_penalty(const, fake)
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        F.gradient_penalty(const, real, fake)
+    scaler = torch.amp.GradScaler("cpu")
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        F.r1_penalty(const, real, scaler=scaler)
+    with torch.no_grad(), pytest.raises(ValueError, match="gradients are disabled"):
+        F.r1_penalty(mlp_critic(3), real)
+    with pytest.raises(TypeError, match="floating-point"):
+        F.r1_penalty(lambda x: (x > 0).long().sum(dim=1), real)
+
+
+def test_empty_batch_is_an_error():
+    critic = mlp_critic(3)
+    empty = torch.randn(0, 3)
+    with pytest.raises(ValueError, match="real.*batch"):
+        F.r1_penalty(critic, empty)
+    with pytest.raises(ValueError, match="fake.*batch"):
+        F.r2_penalty(critic, empty)
+    with pytest.raises(ValueError, match="real.*batch"):
+        F.gradient_penalty(critic, empty, empty)
+    with pytest.raises(ValueError, match="real.*batch"):
+        F.r1_penalty(ConvCritic(3), torch.randn(0, 3, 8, 8))
 
 
 # --------------------------------------------------------------------------- weight clipping
