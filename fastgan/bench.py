@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from . import backends
+from .cli import check_outputs
 from .registry import OPS
 
 MODES = ("fwd", "bwd", "fwd+bwd")
@@ -408,6 +409,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.device == "cuda" and not torch.cuda.is_available():
         print("fastgan bench: --device cuda asked for, but there is no CUDA device", file=sys.stderr)
         return 2
+    check_outputs(p, a, ("--json", "--csv", "--plot"))  # before any timing
     result = run(a.device, a.quick, a.op, tuple(a.mode or MODES), a.min_run_time, not a.no_progress, a.provider)
     print(format_table(result))
     if a.json:

@@ -2,9 +2,57 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import sys
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
+    return n
+
+
+def _output_problem(path: str):
+    """Why ``path`` cannot be written as a file, or None."""
+    if not path:
+        return "the path is empty"
+    if os.path.isdir(path):
+        return "it is a folder"
+    folder = os.path.dirname(os.path.abspath(path))
+    shown = os.path.dirname(path) or "."
+    if not os.path.exists(folder):
+        return f"the folder {shown} does not exist"
+    if not os.path.isdir(folder):
+        return f"{shown} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {shown} is not writable"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "the file exists and is not writable"
+    return None
+
+
+def check_outputs(parser: argparse.ArgumentParser, args, options) -> None:
+    """Before any work: every output option given must name a writable file (its folder
+    exists and is writable), and ``--plot`` needs matplotlib; else ``parser.error`` (exit 2)."""
+    for opt in options:
+        path = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if path is None:
+            continue
+        problem = _output_problem(path)
+        if problem:
+            parser.error(f"argument {opt}: cannot write {path!r}: {problem}")
+        if opt == "--plot":
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                parser.error("argument --plot: needs matplotlib (pip install matplotlib)")
 
 
 def _info(args) -> int:
@@ -23,10 +71,17 @@ def _info(args) -> int:
         print(f"{tool:<8} {shutil.which(tool) or 'not found'}")
     print("devices  cpu" + "".join(f", cuda:{i} {torch.cuda.get_device_name(i)}"
                                    for i in range(torch.cuda.device_count())))
-    print(f"backend  {fastgan.get_backend()} (selected)")
+    code = 0
+    try:
+        print(f"backend  {fastgan.get_backend()} (selected)")
+    except ValueError:  # a bad FASTGAN_BACKEND: report it, print the rest
+        names = ", ".join(("auto", *fastgan.available_backends()))
+        print(f"backend  FASTGAN_BACKEND={os.environ.get('FASTGAN_BACKEND', '')!r} is invalid "
+              f"(valid names: {names})")
+        code = 1
     for name, (ok, reason) in fastgan.available_backends().items():
         print(f"  {name:<7} {'usable' if ok else 'unusable':<9} {reason}")
-    return 0
+    return code
 
 
 def _demo(args) -> int:
@@ -71,12 +126,13 @@ def _build(args) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="fastgan", description="Fused GAN losses for PyTorch")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    # not required=True: with it, an unknown option before the command reads as a missing command
+    sub = p.add_subparsers(dest="cmd")
     s = sub.add_parser("info", help="versions, devices and each backend's (usable, reason)")
     s.set_defaults(fn=_info)
     s = sub.add_parser("demo", help="train a tiny GAN on 2-d data with fastgan losses")
     s.add_argument("--loss", default="hinge", choices=["bce", "hinge", "lsgan", "wasserstein"])
-    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--steps", type=positive_int, default=300)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.set_defaults(fn=_demo)
@@ -95,6 +151,10 @@ def main(argv=None) -> int:
                        add_help=False)
     s.set_defaults(fn=None, forward="compare")
     args, rest = p.parse_known_args(argv)
+    if args.cmd is None:
+        if rest:
+            p.error(f"unrecognized arguments: {' '.join(rest)}")
+        p.error("the following arguments are required: cmd")
     if args.fn is None:
         if args.forward == "verify":
             from .verify import main as verify_main

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .cli import check_outputs
 
 
 # --------------------------------------------------------------------------- data
@@ -551,6 +552,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--plot", help="write a PNG (samples per configuration, W1 and |∇G| curves) here")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    check_outputs(p, a, ("--json", "--plot"))  # before any training
     seeds, steps = (1, 120) if a.quick else (a.seeds, a.steps)
     result = run(a.config or tuple(CONFIGS), a.data or tuple(DATASETS), seeds, steps, a.device, not a.no_progress,
                  jobs=a.jobs)

@@ -39,6 +39,8 @@ def mlp(inp: int, out: int, width: int = 64) -> nn.Module:
 
 def train(loss: str = "hinge", steps: int = 300, batch: int = 256, seed: int = 0, log_every: int = 50,
           device: str = "cpu", out=print) -> dict:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     G, D = mlp(2, 2).to(device), mlp(2, 1).to(device)

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -116,3 +117,131 @@ def test_bench_refuses_cuda_without_gpu(capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert cli.main(["bench", "--device", "cuda"]) == 2
+
+
+# --------------------------------------------------------------------------- bad arguments fail fast
+
+def _bad_paths(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    return {"missing-folder": str(tmp_path / "no" / "such" / "dir" / "x.out"),
+            "parent-is-a-file": str(a_file / "x.out"), "a-folder": str(tmp_path)}
+
+
+def _no_work(monkeypatch, module):
+    def run(*a, **k):
+        raise AssertionError("the work started before the output paths were checked")
+    monkeypatch.setattr(module, "run", run)
+
+
+@pytest.mark.parametrize("kind", ["missing-folder", "parent-is-a-file", "a-folder"])
+@pytest.mark.parametrize("cmd,option", [("bench", "--json"), ("bench", "--csv"), ("bench", "--plot"),
+                                        ("compare", "--json"), ("compare", "--plot")])
+def test_unwritable_output_path_fails_before_any_work(tmp_path, monkeypatch, capsys, cmd, option, kind):
+    import importlib
+    _no_work(monkeypatch, importlib.import_module(f"fastgan.{cmd}"))
+    bad = _bad_paths(tmp_path)[kind]
+    good = str(tmp_path / "ok.out")
+    others = [o for o in ("--json", "--csv", "--plot") if o != option and (cmd == "bench" or o != "--csv")]
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as exc:
+        cli.main([cmd, "--quick", "--no-progress", *others[:1], good, option, bad])
+    assert time.perf_counter() - t0 < 5
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and bad in err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_folder_is_refused(tmp_path, monkeypatch, capsys):
+    from fastgan import bench
+    _no_work(monkeypatch, bench)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["bench", "--csv", str(ro / "b.csv")])
+    finally:
+        ro.chmod(0o700)
+    assert exc.value.code == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_bench_bad_json_path_exits_fast_in_a_subprocess():
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    bad = os.path.join(os.sep, "nonexistent", "dir", "x.json")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "fastgan", "bench", "--quick", "--no-progress", "--json", bad],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "--json" in out.stderr and "Traceback" not in out.stderr
+    assert time.perf_counter() - t0 < 60  # the import alone; no timing ran
+
+
+@pytest.mark.parametrize("cmd", ["bench", "compare"])
+def test_output_path_in_the_current_folder_passes_the_check(tmp_path, monkeypatch, cmd):
+    import importlib
+    _no_work(monkeypatch, importlib.import_module(f"fastgan.{cmd}"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match="the work started"):
+        cli.main([cmd, "--quick", "--no-progress", "--json", "x.json"])
+
+
+def test_plot_without_matplotlib_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    from fastgan import bench
+    _no_work(monkeypatch, bench)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--quick", "--plot", str(tmp_path / "b.png")])
+    assert exc.value.code == 2
+    assert "matplotlib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steps", ["-5", "0", "1.5", "many"])
+def test_demo_steps_must_be_a_positive_integer(capsys, steps):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--steps", steps])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--steps" in err and "positive integer" in err
+
+
+def test_demo_one_step(capsys):
+    assert cli.main(["demo", "--steps", "1"]) == 0
+    assert "after 1 steps" in capsys.readouterr().out
+    from fastgan.demo import train
+    with pytest.raises(ValueError, match="steps"):
+        train(steps=0, out=lambda s: None)
+
+
+def test_unknown_option_is_reported_as_unrecognized(capsys):
+    for argv in (["--bogus"], ["--bogus", "info"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "unrecognized arguments: --bogus" in err and "required" not in err
+
+
+def test_no_command_prints_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: fastgan") and "required" in err
+
+
+def test_info_reports_a_bad_fastgan_backend():
+    """info is the diagnostic: a bad FASTGAN_BACKEND is reported, everything else still printed."""
+    env = dict(os.environ, PYTHONPATH=ROOT, FASTGAN_BACKEND="bogus")
+    out = subprocess.run([sys.executable, "-m", "fastgan", "info"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if "FASTGAN_BACKEND" in ln)
+    assert "invalid" in line and "'bogus'" in line
+    for name in ("auto", "torch", "triton", "native"):
+        assert name in line
+    for word in ("torch", "triton", "devices", "usable"):
+        assert word in out.stdout
