@@ -144,3 +144,52 @@ def test_build_command(capsys):
     assert cli.main(["build"]) == 0
     out = capsys.readouterr().out
     assert "s: " in out and "fastgan_native_" in out
+
+
+def _fresh_state(monkeypatch, cache):
+    """This process's native backend as if nothing were built or decided yet, on ``cache``."""
+    monkeypatch.setattr(nb, "_state", dict(nb._state, built=False, module=None, error=None, status=None))
+    monkeypatch.setenv("FASTGAN_CACHE_DIR", str(cache))
+
+
+@pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
+def test_status_is_honest_without_building(tmp_path, monkeypatch):
+    _fresh_state(monkeypatch, tmp_path / "cache")
+    ok, reason = nb.status()
+    assert ok and "first use" in reason
+    assert not (tmp_path / "cache").exists()  # status builds nothing
+    name, folder, so = nb._paths(nb.with_cuda())
+    folder.mkdir(parents=True)
+    so.write_bytes(b"\x7fELF" + bytes(4096))  # a .so without a record: not a finished build
+    _fresh_state(monkeypatch, tmp_path / "cache")
+    assert "first use" in nb.status()[1]
+    nb._write_record(so)
+    _fresh_state(monkeypatch, tmp_path / "cache")
+    ok, reason = nb.status()
+    assert ok and reason.startswith("C++ extension built") and str(folder) in reason
+
+
+def test_build_record_catches_a_changed_so(tmp_path):
+    so = tmp_path / "ext.so"
+    so.write_bytes(b"x" * 10000)
+    assert not nb._is_complete(so)  # no record
+    nb._write_record(so)
+    assert nb._is_complete(so)
+    so.write_bytes(b"x" * 5000)  # truncated
+    assert not nb._is_complete(so)
+    so.write_bytes(b"y" * 10000)  # same size, other bytes
+    assert not nb._is_complete(so)
+    so.unlink()
+    assert not nb._is_complete(so)
+
+
+def test_status_is_cheap(tmp_path, monkeypatch):
+    """The compiler's version is asked once per process; status() is computed once per cache folder."""
+    nb.build_key(cuda=False)
+    asked = nb._compiler_version.cache_info().misses
+    nb.build_key(cuda=False)
+    assert nb._compiler_version.cache_info().misses == asked
+    _fresh_state(monkeypatch, tmp_path / "cache")
+    first = nb.status()
+    monkeypatch.setattr(nb, "_find_status", lambda: pytest.fail("status() recomputed"))
+    assert nb.status() == first
