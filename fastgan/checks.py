@@ -60,13 +60,13 @@ def check_reduction(reduction) -> str:
 
 
 def check_number(name: str, v) -> float:
-    if type(v) is float:
+    if type(v) is float or (type(v) is int and torch.compiler.is_compiling()):
         # under torch.compile a float option may be symbolic (dynamic shapes, or a value
         # that changed between calls): finiteness cannot be read without a guard, so it
         # is checked in eager mode only
         if torch.compiler.is_compiling() or math.isfinite(v):
             return v
-    if isinstance(v, torch.SymFloat):
+    if isinstance(v, (torch.SymFloat, torch.SymInt)):  # symbolic under torch.compile: see above
         return v
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number (int or float), got {type(v).__name__}")

@@ -28,10 +28,10 @@ import warnings
 from typing import Dict, Iterator, Tuple
 
 import torch
-import torch.autograd.forward_ad as _forward_ad
 
 from ..registry import OpSpec
 from . import native_backend, torch_backend, triton_backend
+from ._fused import transformed as _transformed
 
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
 NAMES = ("auto", *BACKENDS)
@@ -184,11 +184,6 @@ def _resolve_for_compile(selection: str, device_type: str) -> str:
     if backend is native_backend:
         native_backend.ensure_built()
     return next(name for name, b in BACKENDS.items() if b is backend)
-
-
-def _transformed() -> bool:
-    """Inside a torch.func transform or a forward-mode AD level."""
-    return torch._C._are_functorch_transforms_active() or _forward_ad._current_level >= 0
 
 
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):

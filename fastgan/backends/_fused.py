@@ -23,6 +23,7 @@ import math
 from typing import List, Optional, Sequence
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
 from torch import Tensor
 
 from ..registry import OPS, OpSpec
@@ -102,7 +103,8 @@ def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
         res = iter(torch.func.vjp(loss, *args)[1](up))
         grads = [next(res) if v is not None else None for v in (x, t, weight, pos_weight)]
         grads = [g if need else None for g, need in zip(grads, needs)]
-    return [g if g is not None else x.new_empty(0) for g in grads]
+    # contiguous, as the fake implementation says (the VJP keeps a transposed input's strides)
+    return [g.contiguous() if g is not None else x.new_empty(0) for g in grads]
 
 
 @_bce_bwd_op.register_fake
@@ -148,6 +150,22 @@ def _unpack(params: Sequence[float]):
 
 def _compiling() -> bool:
     return torch.compiler.is_compiling()
+
+
+def transformed() -> bool:
+    """Inside a torch.func transform or a forward-mode AD level: the fused kernels have no
+    batching or forward-derivative rules, so the reference computes instead (forward in
+    ``backends.run``, backward here, for a graph recorded outside the transform)."""
+    return torch._C._are_functorch_transforms_active() or _forward_ad._current_level >= 0
+
+
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", lambda t: False)
+
+
+def _vmapped(grads) -> bool:
+    """A backward under vmap: a transform, or upstream gradients batched by the legacy vmap
+    (``jacobian(vectorize=True)``, ``gradcheck(check_batched_grad=True)``)."""
+    return transformed() or any(g is not None and _is_legacy_batched(g) for g in grads)
 
 
 # --------------------------------------------------------------------------- autograd
@@ -198,7 +216,7 @@ class _PairLoss(torch.autograd.Function):
         real, fake = ctx.saved_tensors
         if _compiling():
             g_r, g_f = _pair_loss_bwd_op(real, fake, kind, _pack(side_r, side_f), reduction, list(grads), impl)
-        elif torch.is_grad_enabled():
+        elif torch.is_grad_enabled() or _vmapped(grads):
             ref = OPS[name].reference
             inputs = [real, fake] if real is not None else [fake]
             needs = ctx.needs_input_grad[4:] if real is not None else ctx.needs_input_grad[5:]
@@ -232,7 +250,7 @@ class _BCEWithLogits(torch.autograd.Function):
         if _compiling():
             grads = _bce_bwd_op(x, t, weight, pos_weight, reduction, up, list(needs), impl)
             return (None, None, *[g if need else None for g, need in zip(grads, needs)])
-        if any(needs[1:]) or torch.is_grad_enabled():
+        if any(needs[1:]) or torch.is_grad_enabled() or _vmapped([up]):
             # gradients of target / weight / pos_weight, or a graph of the backward
             return (None, None, *_bce_reference_vjp(x, t, weight, pos_weight, reduction, up, needs))
         return None, None, IMPLS[impl].bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
@@ -255,7 +273,7 @@ class _GradNormPenalty(torch.autograd.Function):
         g, sq = ctx.saved_tensors
         if _compiling():
             return None, None, None, None, _penalty_bwd_op(g, sq, center, one_sided, reduction, up, impl)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or _vmapped([up]):
             from .. import reference
             (dg,) = _reference_vjp(lambda x: reference.grad_norm_penalty(
                 x, center=center, one_sided=one_sided, reduction=reduction), [g], [up], [True])

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import math
 import os
 import platform
 import shutil
@@ -228,9 +229,12 @@ def _not_writable(root: Path, why: str = "") -> str:
 def _build_timeout() -> float:
     value = os.environ.get("FASTGAN_BUILD_TIMEOUT", "")
     try:
-        return float(value) if value.strip() else float(BUILD_TIMEOUT_S)
+        seconds = float(value) if value.strip() else float(BUILD_TIMEOUT_S)
     except ValueError:
-        raise NativeBuildError(f"FASTGAN_BUILD_TIMEOUT must be a number of seconds, got {value!r}") from None
+        seconds = math.nan
+    if not (0 <= seconds < math.inf):  # a negative or infinite wait would block forever
+        raise NativeBuildError(f"FASTGAN_BUILD_TIMEOUT must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def _import(name: str, so: Path, folder: Path):
@@ -276,12 +280,13 @@ def _build_locked(name: str, folder: Path, so: Path, cuda: bool, verbose: bool):
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            print(f"fastgan: waiting for another process building the native extension (lock {lock_path})",
+            print(f"fastgan: waiting for another build of the native extension (lock {lock_path})",
                   file=sys.stderr, flush=True)
             lock.acquire()
     except filelock.Timeout:  # before OSError: Timeout is a TimeoutError
-        raise NativeBuildError(f"waited {timeout:.0f} s for the build lock {lock_path}; if no other fastgan build "
-                               f"is running, delete {lock_path} (FASTGAN_BUILD_TIMEOUT sets the wait)") from None
+        raise NativeBuildError(f"waited {timeout:.0f} s for the build lock {lock_path}: another process (or thread) "
+                               f"holds it, building or hung; wait for it or end it (the lock is released when "
+                               f"its holder exits; FASTGAN_BUILD_TIMEOUT sets the wait)") from None
     except OSError as exc:
         raise NativeBuildError(_not_writable(root, f"{type(exc).__name__}: {exc}")) from None
     try:
