@@ -8,6 +8,7 @@ dtype.  Backends implement entries of it; the tests, ``fastgan verify`` and
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -15,6 +16,22 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from . import reference
+
+class Kind(enum.IntEnum):
+    """The per-element term of a pair loss (kernels/losses.py's ``KIND``; the same numbers as
+    ``enum Kind`` in csrc/fastgan.h, checked by tests/test_structure.py)."""
+    BCE = 0
+    HINGE = 1
+    LSGAN = 2
+    LINEAR = 3
+
+
+class Reduction(enum.IntEnum):
+    """A reduction as the kernels take it (csrc/fastgan.h's ``enum Reduction``)."""
+    NONE = 0
+    MEAN = 1
+    SUM = 2
+
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 REDUCTIONS = ("mean", "sum", "none")
