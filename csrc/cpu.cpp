@@ -17,6 +17,7 @@
 #include <cmath>
 #include <limits>
 
+#include "elementwise.h"
 #include "fastgan.h"
 
 namespace fastgan {
@@ -65,34 +66,25 @@ inline acc_t lane_sum(const Vectorized<acc_t>& v, int64_t count = Vectorized<acc
   return s;
 }
 
-// ---------------------------------------------------------------- the math, vectorised
+// ---------------------------------------------------------------- the vector primitives
 
-template <typename V>
-inline V relu(const V& z) {  // keeps nan, as torch.relu
-  return V::blendv(z, V(0), z < V(0));
-}
+}  // namespace
 
-template <typename V>
-inline V mul0(const V& a, const V& b) {  // a * b with 0 * inf = 0
-  return V::blendv(a * b, V(0), a == V(0));
-}
+namespace elem {
 
-// exp: at::vec's fast polynomial exp_u20 for float (about 2 ulp), SLEEF's exp for double
-template <typename V>
-inline V fast_exp(const V& x) {
-  if constexpr (std::is_same_v<V, Vectorized<float>>) {
-    return x.exp_u20();
-  } else {
-    return x.exp();
-  }
-}
-
-// log1p(e) for e in [0, 1].  float: 2·atanh(z) with z = e / (2 + e) <= 1/3, its odd series
-// to z^15 (truncation below 2e-9 relative, under float's epsilon), a division and eight
-// FMAs instead of a SLEEF log1p call.  double: SLEEF's log1p.
-template <typename V>
-inline V log1p_unit(const V& e) {
-  if constexpr (std::is_same_v<V, Vectorized<float>>) {
+// the primitives of elementwise.h's formulas on CPU vectors: comparisons give lane masks
+// (all bits set), select blends; exp: at::vec's fast polynomial exp_u20 for float (about
+// 2 ulp), SLEEF's exp for double
+template <>
+struct Prim<Vectorized<float>> {
+  using V = Vectorized<float>;
+  static inline V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
+  static inline V neg(const V& a) { return a.neg(); }
+  static inline V exp_neg_abs(const V& s) { return s.abs().neg().exp_u20(); }
+  // x + log1p(e) for e in [0, 1]: log1p(e) = 2·atanh(z) with z = e / (2 + e) <= 1/3, its odd
+  // series to z^15 (truncation below 2e-9 relative, under float's epsilon), a division and
+  // nine FMAs instead of a SLEEF log1p call
+  static inline V add_log1p(const V& x, const V& e) {
     const V z = e / (V(2) + e);
     const V z2 = z * z;
     V p = V(1.0f / 15);
@@ -103,65 +95,26 @@ inline V log1p_unit(const V& e) {
     p = at::vec::fmadd(p, z2, V(1.0f / 5));
     p = at::vec::fmadd(p, z2, V(1.0f / 3));
     p = at::vec::fmadd(p, z2, V(1));
-    return V(2) * z * p;
-  } else {
-    return e.log1p();
+    return at::vec::fmadd(V(2) * z, p, x);
   }
-}
+};
 
-template <typename V>
-inline V log1p_exp_neg_abs(const V& s) {
-  return log1p_unit(fast_exp(s.abs().neg()));
-}
+template <>
+struct Prim<Vectorized<double>> {
+  using V = Vectorized<double>;
+  static inline V select(const V& m, const V& a, const V& b) { return V::blendv(b, a, m); }
+  static inline V neg(const V& a) { return a.neg(); }
+  static inline V exp_neg_abs(const V& s) { return s.abs().neg().exp(); }  // SLEEF
+  static inline V add_log1p(const V& x, const V& e) { return x + e.log1p(); }  // SLEEF
+};
 
-// BCEwithlogits(s, t) and sigmoid(s) - t given e = exp(-|s|), so one exp can serve both
-template <typename V>
-inline V bce_e(const V& s, const V& t, const V& e) {  // 0 * inf = 0
-  return mul0(V(1) - t, relu(s)) + mul0(t, relu(s.neg())) + log1p_unit(e);
-}
+}  // namespace elem
 
-template <typename V>
-inline V dbce_e(const V& s, const V& t, const V& e) {  // accurate in both tails
-  V small = e / (V(1) + e);
-  return V::blendv(small - t, (V(1) - t) - small, s > V(0));
-}
+namespace {
 
-template <typename V>
-inline V bce(const V& s, const V& t) {
-  return bce_e(s, t, fast_exp(s.abs().neg()));
-}
-
-template <typename V>
-inline V dbce(const V& s, const V& t) {
-  return dbce_e(s, t, fast_exp(s.abs().neg()));
-}
-
-template <int KIND, typename V>
-inline V term(const V& s, const V& sgn, const V& t) {
-  if constexpr (KIND == BCE) {
-    return sgn * bce(s, t);
-  } else if constexpr (KIND == HINGE) {
-    return relu(t + sgn * s);
-  } else if constexpr (KIND == LSGAN) {
-    V d = s - t;
-    return V(0.5) * d * d;
-  } else {
-    return sgn * s;
-  }
-}
-
-template <int KIND, typename V>
-inline V dterm(const V& s, const V& sgn, const V& t) {
-  if constexpr (KIND == BCE) {
-    return sgn * dbce(s, t);
-  } else if constexpr (KIND == HINGE) {
-    return V::blendv(sgn, V(0), (t + sgn * s) <= V(0));  // zero at the margin, as threshold_backward
-  } else if constexpr (KIND == LSGAN) {
-    return s - t;
-  } else {
-    return sgn;
-  }
-}
+using elem::term;
+using elem::dterm;
+using elem::term_and_dterm;
 
 // ---------------------------------------------------------------- generic drivers
 
@@ -204,19 +157,6 @@ void elementwise(scalar_t* out, int64_t n, const F& f) {
       store<acc_t>(out + i, f(i, cnt), cnt);
     }
   });
-}
-
-// the term and its derivative together; BCE shares exp(-|s|) between them
-template <int KIND, typename V>
-inline V term_and_dterm(const V& s, const V& sgn, const V& t, V& d) {
-  if constexpr (KIND == BCE) {
-    const V e = fast_exp(s.abs().neg());
-    d = sgn * dbce_e(s, t, e);
-    return sgn * bce_e(s, t, e);
-  } else {
-    d = dterm<KIND>(s, sgn, t);
-    return term<KIND>(s, sgn, t);
-  }
 }
 
 // The reduced forward.  With `deriv` (one acc_t buffer per side, or nullptr) it also
@@ -316,19 +256,21 @@ struct BceTerms {
   using V = Vectorized<acc_t>;
   const scalar_t* x;
   const acc_t *t, *w, *pw;
+  V weight(int64_t i, int64_t cnt) const {
+    if constexpr (HAS_W) return load<acc_t>(w + i, cnt);
+    else return V(0);  // unused
+  }
+  V pos_weight(int64_t i, int64_t cnt) const {
+    if constexpr (HAS_PW) return load<acc_t>(pw + i, cnt);
+    else return V(0);  // unused
+  }
   V value(int64_t i, int64_t cnt) const {
-    V s = load<acc_t>(x + i, cnt), tt = load<acc_t>(t + i, cnt);
-    V v = bce(s, tt);
-    if constexpr (HAS_PW) v = v + mul0((load<acc_t>(pw + i, cnt) - V(1)) * tt, relu(s.neg()) + log1p_exp_neg_abs(s));
-    if constexpr (HAS_W) v = v * load<acc_t>(w + i, cnt);
-    return v;
+    return elem::bce_value<HAS_W, HAS_PW>(load<acc_t>(x + i, cnt), load<acc_t>(t + i, cnt), weight(i, cnt),
+                                          pos_weight(i, cnt));
   }
   V deriv(int64_t i, int64_t cnt) const {
-    V s = load<acc_t>(x + i, cnt), tt = load<acc_t>(t + i, cnt);
-    V d = dbce(s, tt);
-    if constexpr (HAS_PW) d = d + (load<acc_t>(pw + i, cnt) - V(1)) * tt * dbce(s, V(1));  // - (p-1) t sigmoid(-s)
-    if constexpr (HAS_W) d = d * load<acc_t>(w + i, cnt);
-    return d;
+    return elem::bce_deriv<HAS_W, HAS_PW>(load<acc_t>(x + i, cnt), load<acc_t>(t + i, cnt), weight(i, cnt),
+                                          pos_weight(i, cnt));
   }
 };
 
@@ -395,10 +337,15 @@ std::vector<at::Tensor> pair_bwd_cpu(const c10::optional<at::Tensor>& real_opt, 
   return out;
 }
 
-std::vector<at::Tensor> pair_fwd_saving_cpu(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
-                                            at::ArrayRef<double> params, int64_t reduction) {
+std::vector<at::Tensor> pair_fwd_saving_cpu(const c10::optional<at::Tensor>& real_opt, const at::Tensor& fake,
+                                            int64_t kind, at::ArrayRef<double> params, int64_t reduction) {
+  at::Tensor real = real_opt.has_value() ? *real_opt : at::Tensor();
   check_cpu(fake, "fake");
-  TORCH_CHECK(reduction != NONE, "fastgan: pair_fwd_saving_cpu reduces");
+  if (real.defined()) {
+    check_cpu(real, "real");
+    TORCH_CHECK(real.scalar_type() == fake.scalar_type(), "fastgan: real and fake dtypes differ");
+  }
+  TORCH_CHECK(reduction != NONE, "fastgan: pair_fwd_saving reduces");
   TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
   const at::TensorOptions acc = fake.options().dtype(acc_type(fake.scalar_type()));
   at::Tensor d_r = real.defined() ? at::empty(real.sizes(), acc) : at::Tensor();
@@ -411,14 +358,20 @@ std::vector<at::Tensor> pair_fwd_saving_cpu(const at::Tensor& real, const at::Te
       out = pair_fwd_typed<scalar_t, decltype(k)::value>(real, fake, params, reduction, deriv);
     });
   });
-  out.push_back(d_r);
+  if (real.defined()) out.push_back(d_r);
   out.push_back(d_f);
   return out;
 }
 
-at::Tensor pair_scale_cpu(const at::Tensor& d, double c, at::ScalarType dtype) {
+at::Tensor pair_scale_cpu(const at::Tensor& d, const at::Tensor& up, int64_t reduction, at::ScalarType dtype) {
+  check_cpu(d, "d");
+  TORCH_CHECK(d.scalar_type() == acc_type(dtype) && d.is_contiguous(),
+              "fastgan: pair_scale takes pair_fwd_saving's contiguous derivatives");
+  TORCH_CHECK(up.numel() == 1 && up.device().is_cpu(), "fastgan: pair_scale's upstream gradient is a CPU scalar");
   at::Tensor g = at::empty(d.sizes(), d.options().dtype(dtype));
   const int64_t n = d.numel();
+  // reading a 0-d CPU tensor is a memory load, not a device sync
+  const double c = up.item<double>() * mean_weight(reduction, n);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "fastgan_pair_scale", [&] {
     using acc_t = typename Acc<scalar_t>::type;
     const Vectorized<acc_t> cv(static_cast<acc_t>(c));
@@ -516,13 +469,7 @@ std::vector<at::Tensor> penalty_fwd_cpu(const at::Tensor& grads, double center, 
         sqp[r] = s;
       }
     });
-    const acc_t c = static_cast<acc_t>(center);
-    auto term = [&](acc_t q) -> acc_t {
-      if (center == 0) return q;
-      acc_t d = std::sqrt(q) - c;
-      if (one_sided && d < 0) d = 0;
-      return d * d;
-    };
+    auto term = [&](acc_t q) -> acc_t { return elem::penalty_term<acc_t>(q, center, one_sided); };
     if (reduction == NONE) {
       out = at::empty({B}, grads.options());
       scalar_t* o = out.data_ptr<scalar_t>();
@@ -558,18 +505,7 @@ at::Tensor penalty_bwd_cpu(const at::Tensor& grads, const at::Tensor& sq, double
     const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
     at::parallel_for(0, B, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++) {
-        const acc_t q = sqp[r];
-        acc_t k;
-        if (center == 0) {
-          k = 2;
-        } else if (q == 0) {
-          k = 0;  // a zero row: finite, zero gradient
-        } else {
-          const acc_t n = std::sqrt(q);
-          acc_t d = n - static_cast<acc_t>(center);
-          if (one_sided && d < 0) d = 0;
-          k = 2 * d / n;
-        }
+        const acc_t k = elem::penalty_coef<acc_t>(sqp[r], center, one_sided);
         const acc_t ur = static_cast<acc_t>(reduction == NONE ? u[r] : u[0] * w);
         const V coef(ur * k);
         for (int64_t i = 0; i < D; i += V::size()) {

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <limits>
 
+#include "elementwise.h"
 #include "fastgan.h"
 
 namespace fastgan {
@@ -30,43 +31,9 @@ struct Acc { using type = float; };
 template <>
 struct Acc<double> { using type = double; };
 
-template <typename A>
-__device__ __forceinline__ A relu(A z) { return z < A(0) ? A(0) : z; }  // nan passes through
-
-template <typename A>
-__device__ __forceinline__ A mul0(A a, A b) { return a == A(0) ? A(0) : a * b; }
-
-template <typename A>
-__device__ __forceinline__ A bce(A s, A t) {
-  return mul0(A(1) - t, relu(s)) + mul0(t, relu(-s)) + log1p(exp(-fabs(s)));
-}
-
-template <typename A>
-__device__ __forceinline__ A dbce(A s, A t) {
-  A e = exp(-fabs(s));
-  A small = e / (A(1) + e);
-  return s > A(0) ? (A(1) - t) - small : small - t;
-}
-
-template <typename A>
-__device__ __forceinline__ A term(int kind, A s, A sgn, A t) {
-  switch (kind) {
-    case BCE: return sgn * bce(s, t);
-    case HINGE: return relu(t + sgn * s);
-    case LSGAN: { A d = s - t; return A(0.5) * d * d; }
-    default: return sgn * s;
-  }
-}
-
-template <typename A>
-__device__ __forceinline__ A dterm(int kind, A s, A sgn, A t) {
-  switch (kind) {
-    case BCE: return sgn * dbce(s, t);
-    case HINGE: return (t + sgn * s) <= A(0) ? A(0) : sgn;
-    case LSGAN: return s - t;
-    default: return sgn;
-  }
-}
+// the loss formulas: elementwise.h, with the kind chosen at run time
+using elem::dterm;
+using elem::term;
 
 // block-wide sum in a fixed order (shared-memory tree)
 template <typename A>
@@ -246,13 +213,19 @@ std::vector<at::Tensor> pair_bwd_cuda(const c10::optional<at::Tensor>& real_opt,
 
 // x, the upstream gradient and the outputs in the input's dtype; target, weight and
 // pos_weight in the accumulation dtype A
+// elementwise.h's bce_value / bce_deriv for the weights present (a null pointer: absent;
+// the same branch for every thread)
+template <typename A, bool DERIV>
+__device__ __forceinline__ A bce_elem(A s, A t, const A* w, const A* pw, int64_t i) {
+  if (w && pw) return DERIV ? elem::bce_deriv<true, true>(s, t, w[i], pw[i]) : elem::bce_value<true, true>(s, t, w[i], pw[i]);
+  if (w) return DERIV ? elem::bce_deriv<true, false>(s, t, w[i], A(0)) : elem::bce_value<true, false>(s, t, w[i], A(0));
+  if (pw) return DERIV ? elem::bce_deriv<false, true>(s, t, A(0), pw[i]) : elem::bce_value<false, true>(s, t, A(0), pw[i]);
+  return DERIV ? elem::bce_deriv<false, false>(s, t, A(0), A(0)) : elem::bce_value<false, false>(s, t, A(0), A(0));
+}
+
 template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
 __device__ __forceinline__ A bce_value(const scalar_t* x, const A* t, const A* w, const A* pw, int64_t i) {
-  const A s = static_cast<A>(x[i]), tt = t[i];
-  A v = bce<A>(s, tt);
-  if (pw) v += mul0((pw[i] - A(1)) * tt, relu(-s) + log1p(exp(-fabs(s))));
-  if (w) v *= w[i];
-  return v;
+  return bce_elem<A, false>(static_cast<A>(x[i]), t[i], w, pw, i);
 }
 
 template <typename scalar_t, typename A = typename Acc<scalar_t>::type>
@@ -277,10 +250,7 @@ __global__ void bce_bwd_kernel(const scalar_t* x, const A* t, const A* w, const 
                                bool elementwise, double wmean, scalar_t* g, int64_t n) {
   const A scalar_up = elementwise ? A(0) : static_cast<A>(up[0]) * static_cast<A>(wmean);
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
-    const A s = static_cast<A>(x[i]), tt = t[i];
-    A d = dbce<A>(s, tt);
-    if (pw) d += (pw[i] - A(1)) * tt * dbce<A>(s, A(1));
-    if (w) d *= w[i];
+    const A d = bce_elem<A, true>(static_cast<A>(x[i]), t[i], w, pw, i);
     g[i] = static_cast<scalar_t>((elementwise ? static_cast<A>(up[i]) : scalar_up) * d);
   }
 }
@@ -366,27 +336,18 @@ __global__ void sqnorm_partial_kernel(const scalar_t* g, int64_t D, int splits, 
   if (threadIdx.x == 0) partial[row * splits + split] = s;
 }
 
-template <typename A>
-__device__ __forceinline__ A penalty_term(A q, A c, bool center_zero, bool one_sided) {
-  if (center_zero) return q;
-  A d = sqrt(q) - c;
-  if (one_sided && d < A(0)) d = A(0);
-  return d * d;
-}
-
 // one block: finish the rows (sq), the terms, and the reduction, in a fixed order
 template <typename scalar_t>
 __global__ void penalty_finish_kernel(const typename Acc<scalar_t>::type* partial, int64_t B, int splits,
                                       double center, bool one_sided, int reduction, double w, double bias,
                                       typename Acc<scalar_t>::type* sq, scalar_t* out) {
   using A = typename Acc<scalar_t>::type;
-  const A c = static_cast<A>(center);
   A acc = 0;
   for (int64_t r = threadIdx.x; r < B; r += kThreads) {
     A q = 0;
     for (int s = 0; s < splits; s++) q += partial[r * splits + s];
     sq[r] = q;
-    const A v = penalty_term<A>(q, c, center == 0.0, one_sided);
+    const A v = elem::penalty_term<A>(q, center, one_sided);
     if (reduction == NONE) out[r] = static_cast<scalar_t>(v);
     else acc += v;
   }
@@ -404,18 +365,7 @@ __global__ void penalty_bwd_kernel(const scalar_t* g, const typename Acc<scalar_
   const int64_t total = B * D;
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < total; i += int64_t(gridDim.x) * kThreads) {
     const int64_t r = i / D;
-    const A q = sq[r];
-    A k;
-    if (center == 0.0) {
-      k = A(2);
-    } else if (q == A(0)) {
-      k = A(0);
-    } else {
-      const A n = sqrt(q);
-      A d = n - static_cast<A>(center);
-      if (one_sided && d < A(0)) d = A(0);
-      k = A(2) * d / n;
-    }
+    const A k = elem::penalty_coef<A>(sq[r], center, one_sided);
     const A u = elementwise ? static_cast<A>(up[r]) : static_cast<A>(up[0]) * static_cast<A>(w);
     dg[i] = static_cast<scalar_t>(u * k * static_cast<A>(g[i]));
   }

@@ -1,9 +1,14 @@
 // fastgan native ops: shared declarations of the CPU (cpu.cpp) and CUDA (cuda.cu) kernels.
+// The loss formulas themselves (terms, derivatives, penalty terms) are in elementwise.h,
+// written once for both devices; cpu.cpp and cuda.cu hold loops, launches and reductions;
+// ops.cpp holds the op schemas, the Meta kernels, autograd and the differentiable
+// (create_graph) backward rule in ATen ops.
 //
 // Conventions, the same as the Triton kernels (kernels/losses.py, kernels/penalty.py):
 //   kind       0 BCE, 1 HINGE, 2 LSGAN, 3 LINEAR; term(s; sgn, t) per element
+//              (enum Kind below = fastgan.registry.Kind, checked by tests/test_structure.py)
 //   params     {sgn_r, t_r, sgn_f, t_f} (a missing real side: real undefined)
-//   reduction  0 none, 1 mean, 2 sum
+//   reduction  0 none, 1 mean, 2 sum (enum Reduction = fastgan.registry.Reduction)
 //   half types accumulate in float32, float64 in float64; results in the input's dtype
 #pragma once
 
@@ -26,11 +31,14 @@ std::vector<at::Tensor> pair_bwd_cpu(const c10::optional<at::Tensor>& real, cons
                                      at::ArrayRef<double> params, int64_t reduction, at::TensorList grads);
 // CPU, reduced pair losses that need a gradient: the forward also writes each side's
 // d term / d logit (in the accumulation dtype, before the upstream gradient and the
-// mean weight) so the backward is one scale, g = c · d, instead of a second
-// transcendental pass.  Returns {loss, d_real (undefined without real), d_fake}.
-std::vector<at::Tensor> pair_fwd_saving_cpu(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
-                                            at::ArrayRef<double> params, int64_t reduction);
-at::Tensor pair_scale_cpu(const at::Tensor& d, double c, at::ScalarType dtype);
+// mean weight) so the backward is one scale, g = up · w · d, instead of a second
+// transcendental pass.  Returns {loss, d_real, d_fake}, or {loss, d_fake} without real
+// (op fastgan_native::pair_fwd_saving).
+std::vector<at::Tensor> pair_fwd_saving_cpu(const c10::optional<at::Tensor>& real, const at::Tensor& fake,
+                                            int64_t kind, at::ArrayRef<double> params, int64_t reduction);
+// g = up · mean weight (of d's size) · d in dtype; up is the loss's 0-d CPU gradient
+// (op fastgan_native::pair_scale)
+at::Tensor pair_scale_cpu(const at::Tensor& d, const at::Tensor& up, int64_t reduction, at::ScalarType dtype);
 at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
                        const c10::optional<at::Tensor>& pw, int64_t reduction);
 at::Tensor bce_bwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,

@@ -83,7 +83,108 @@ at::Tensor call_penalty_bwd(const at::Tensor& g, const at::Tensor& sq, double ce
   return op.call(g, sq, center, one_sided, reduction, up);
 }
 
-// ------------------------------------------------------------------ differentiable (ATen) backward formulas
+std::vector<at::Tensor> call_pair_fwd_saving(const at::Tensor& real, const at::Tensor& fake, int64_t kind,
+                                             at::ArrayRef<double> params, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_fwd_saving", "")
+                       .typed<std::vector<at::Tensor>(const c10::optional<at::Tensor>&, const at::Tensor&, int64_t,
+                                                      at::ArrayRef<double>, int64_t)>();
+  return op.call(opt(real), fake, kind, params, reduction);
+}
+
+at::Tensor call_pair_scale(const at::Tensor& d, const at::Tensor& up, int64_t reduction, at::ScalarType dtype) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_scale", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, at::ScalarType)>();
+  return op.call(d, up, reduction, dtype);
+}
+
+// ------------------------------------------------------------------ Meta kernels (shapes and dtypes only)
+// The outputs the CPU / CUDA kernels return, for fake tensors (torch.compile, opcheck):
+// contiguous; a reduced loss 0-d in the input's dtype; "none" shaped like its input;
+// the penalty's per-sample squared norms in the accumulation dtype.  Sizes are SymInts,
+// so dynamic shapes trace.
+
+at::Tensor like_meta(const at::Tensor& x, at::ScalarType dtype) {
+  return at::empty_symint(x.sym_sizes(), x.options().dtype(dtype));
+}
+
+std::vector<at::Tensor> pair_fwd_meta(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
+                                      at::ArrayRef<double> params, int64_t reduction) {
+  TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  const bool has_real = real.has_value() && real->defined();
+  if (reduction != NONE) return {at::empty({}, fake.options())};
+  std::vector<at::Tensor> out;
+  if (has_real) out.push_back(like_meta(*real, real->scalar_type()));
+  out.push_back(like_meta(fake, fake.scalar_type()));
+  return out;
+}
+
+std::vector<at::Tensor> pair_bwd_meta(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
+                                      at::ArrayRef<double> params, int64_t reduction, at::TensorList grads) {
+  const bool has_real = real.has_value() && real->defined();
+  return {has_real ? like_meta(*real, real->scalar_type()) : at::empty({0}, fake.options()),
+          like_meta(fake, fake.scalar_type())};
+}
+
+std::vector<at::Tensor> pair_fwd_saving_meta(const c10::optional<at::Tensor>& real, const at::Tensor& fake,
+                                             int64_t kind, at::ArrayRef<double> params, int64_t reduction) {
+  TORCH_CHECK(reduction != NONE, "fastgan: pair_fwd_saving reduces");
+  const auto acc = acc_type(fake.scalar_type());
+  std::vector<at::Tensor> out{at::empty({}, fake.options())};
+  if (real.has_value() && real->defined()) out.push_back(like_meta(*real, acc));
+  out.push_back(like_meta(fake, acc));
+  return out;
+}
+
+at::Tensor pair_scale_meta(const at::Tensor& d, const at::Tensor& up, int64_t reduction, at::ScalarType dtype) {
+  return like_meta(d, dtype);
+}
+
+at::Tensor bce_fwd_meta(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
+                        const c10::optional<at::Tensor>& pw, int64_t reduction) {
+  return reduction == NONE ? like_meta(x, x.scalar_type()) : at::empty({}, x.options());
+}
+
+at::Tensor bce_bwd_meta(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
+                        const c10::optional<at::Tensor>& pw, int64_t reduction, const at::Tensor& up) {
+  return like_meta(x, x.scalar_type());
+}
+
+std::vector<at::Tensor> penalty_fwd_meta(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
+  TORCH_CHECK(g.dim() >= 1, "fastgan: grads must have a batch dimension");
+  const c10::SymInt B = g.sym_size(0);
+  at::Tensor out = reduction == NONE ? at::empty_symint({B}, g.options()) : at::empty({}, g.options());
+  return {out, at::empty_symint({B}, g.options().dtype(acc_type(g.scalar_type())))};
+}
+
+at::Tensor penalty_bwd_meta(const at::Tensor& g, const at::Tensor& sq, double center, bool one_sided,
+                            int64_t reduction, const at::Tensor& up) {
+  return like_meta(g, g.scalar_type());
+}
+
+// ------------------------------------------------------------------ the differentiable backward rule
+// The native backend's ONE differentiable (double-backward) rule, in ATen tensor ops:
+// the backward that autograd records when a graph of the gradient is requested
+// (create_graph=True), and BceFn's gradients in the target / weight / pos_weight.  It is
+// written here, on tensors, because the kernels' element functions (elementwise.h) are
+// not differentiable; it follows their branch structure (dbce's non-cancelling branch
+// per tail, hinge's zero at the margin, 0 · ∞ = 0 in the label products), so first
+// derivatives agree with the kernels and second derivatives are exact.  It is the only
+// other source of these formulas; tests/test_native.py, test_autograd.py and the oracle
+// tests check it against the kernels and the reference.
+//   mask0_aten / mul0_aten   the 0 · ∞ = 0 products
+//   dbce_aten                d BCEwithlogits / d s
+//   dterm_aten               d term / d s of each pair-loss kind
+//   PairLossFn / BceFn / PenaltyFn::backward, their create_graph (ATen) branches
+
+// the mean's weight 1/n as a Scalar: the same double as the kernels' mean_weight for a
+// concrete size; a symbolic float while tracing with dynamic shapes (torch.compile)
+c10::Scalar mean_scalar(int64_t reduction, const c10::SymInt& n) {
+  if (auto c = n.maybe_as_int()) return mean_weight(reduction, *c);
+  if (reduction != MEAN) return 1.0;
+  return c10::SymFloat(1.0) / c10::SymFloat(n);
+}
 
 // 0 · ∞ = 0 in the label products, as reference._mul0: b with its infinite values
 // replaced by 0 where a == 0 (d(a · b)/da, so a label of exactly 0 or 1 keeps its
@@ -126,9 +227,9 @@ struct PairLossFn : public torch::autograd::Function<PairLossFn> {
     ctx->saved_data["params"] = params;
     ctx->saved_data["reduction"] = reduction;
     ctx->saved_data["saving"] = saving;
-    if (saving) {  // {loss, d_real, d_fake}: the backward is a scale
-      auto out = pair_fwd_saving_cpu(real, fake, kind, params, reduction);
-      ctx->save_for_backward({real_in, fake, has_real ? out[1] : real_in, out[2]});
+    if (saving) {  // {loss, d_real, d_fake} or {loss, d_fake}: the backward is a scale
+      auto out = call_pair_fwd_saving(real, fake, kind, params, reduction);
+      ctx->save_for_backward({real_in, fake, has_real ? out[1] : real_in, out.back()});
       return {out[0]};
     }
     ctx->save_for_backward({real_in, fake});
@@ -148,7 +249,7 @@ struct PairLossFn : public torch::autograd::Function<PairLossFn> {
         const auto acc = acc_type(x.scalar_type());  // half types in float32, as the kernels
         at::Tensor d = dterm_aten(x.to(acc), kind, p[2 * i], p[2 * i + 1]);
         at::Tensor u = up.to(acc);
-        return (reduction == NONE ? u * d : (u * mean_weight(reduction, x.numel())) * d).to(x.scalar_type());
+        return (reduction == NONE ? u * d : (u * mean_scalar(reduction, x.sym_numel())) * d).to(x.scalar_type());
       };
       if (real.defined()) {
         g_r = side(real, 0, reduction == NONE ? grads[0] : grads[0]);
@@ -156,10 +257,9 @@ struct PairLossFn : public torch::autograd::Function<PairLossFn> {
       } else {
         g_f = side(fake, 1, grads[0]);
       }
-    } else if (ctx->saved_data["saving"].toBool()) {  // g = upstream · mean weight · d
-      const double u = grads[0].item<double>();  // a 0-d CPU tensor: a load, no sync
-      if (real.defined()) g_r = pair_scale_cpu(saved[2], u * mean_weight(reduction, real.numel()), real.scalar_type());
-      g_f = pair_scale_cpu(saved[3], u * mean_weight(reduction, fake.numel()), fake.scalar_type());
+    } else if (ctx->saved_data["saving"].toBool()) {  // g = upstream · mean weight · d, one scale per side
+      if (real.defined()) g_r = call_pair_scale(saved[2], grads[0], reduction, real.scalar_type());
+      g_f = call_pair_scale(saved[3], grads[0], reduction, fake.scalar_type());
     } else {
       auto out = call_pair_bwd(real, fake, kind, p, reduction, grads);
       if (real.defined()) g_r = out[0];
@@ -202,7 +302,7 @@ struct BceFn : public torch::autograd::Function<BceFn> {
     const at::Tensor s = x.to(acc), tt = t.to(acc);
     const at::Tensor pp = pw.defined() ? pw.to(acc) : at::Tensor();
     const at::Tensor q = pw.defined() ? (pp - 1) * tt : at::Tensor();  // the extra weight on the positive term
-    const at::Tensor u = reduction == NONE ? up.to(acc) : up.to(acc) * mean_weight(reduction, x.numel());
+    const at::Tensor u = reduction == NONE ? up.to(acc) : up.to(acc) * mean_scalar(reduction, x.sym_numel());
     const at::Tensor sp = at::softplus(s), sn = at::softplus(-s);
     at::Tensor ww = w.defined() ? w.to(acc) : at::ones_like(s);
     // d/ds = dbce(s, t) + (p − 1)·t·dbce(s, 1), as the kernels
@@ -215,9 +315,11 @@ struct BceFn : public torch::autograd::Function<BceFn> {
     if (w.defined()) {
       at::Tensor value = mul0_aten(1 - tt, sp) + mul0_aten(tt, sn);
       if (pw.defined()) value = value + mul0_aten(q, sn);
-      gw = (u * value).sum_to_size(w.sizes()).to(w.scalar_type());
+      gw = (u * value).sum_to_size_symint(w.sym_sizes()).to(w.scalar_type());
     }
-    if (pw.defined()) gp = (u * ww * tt * mask0_aten(q, sn)).sum_to_size(pw.sizes()).to(pw.scalar_type());
+    if (pw.defined()) {
+      gp = (u * ww * tt * mask0_aten(q, sn)).sum_to_size_symint(pw.sym_sizes()).to(pw.scalar_type());
+    }
     return {gx, gt, gw, gp, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -245,15 +347,15 @@ struct PenaltyFn : public torch::autograd::Function<PenaltyFn> {
       return {call_penalty_bwd(g, sq, center, one_sided, reduction, up), at::Tensor(), at::Tensor(), at::Tensor()};
     }
     // differentiable: recompute the norms from g so the graph reaches g
-    const int64_t B = g.size(0);
-    int64_t D = 1;
-    for (int64_t i = 1; i < g.dim(); i++) D *= g.size(i);
+    const c10::SymInt B = g.sym_size(0);
+    c10::SymInt D = 1;
+    for (int64_t i = 1; i < g.dim(); i++) D *= g.sym_size(i);
     const auto acc = acc_type(g.scalar_type());
     const at::Tensor ga = g.to(acc);
-    at::Tensor g2 = ga.reshape({B, D});
+    at::Tensor g2 = ga.reshape_symint({B, D});
     at::Tensor k;
     if (center == 0) {
-      k = at::full({B}, 2.0, ga.options());
+      k = at::full_symint({B}, 2.0, ga.options());
     } else {
       at::Tensor q = (g2 * g2).sum(1);
       at::Tensor zero = q == 0;
@@ -262,17 +364,17 @@ struct PenaltyFn : public torch::autograd::Function<PenaltyFn> {
       if (one_sided) d = at::relu(d);
       k = at::where(zero, at::zeros_like(q), 2 * d / at::where(zero, at::ones_like(q), n));
     }
-    at::Tensor coef = reduction == NONE ? up.to(acc) * k : up.to(acc) * mean_weight(reduction, B) * k;
-    std::vector<int64_t> shape(g.dim(), 1);
+    at::Tensor coef = reduction == NONE ? up.to(acc) * k : up.to(acc) * mean_scalar(reduction, B) * k;
+    std::vector<c10::SymInt> shape(g.dim(), 1);
     shape[0] = B;
-    return {(coef.view(shape) * ga).to(g.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {(coef.view_symint(shape) * ga).to(g.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 variable_list pair_loss_autograd(const c10::optional<at::Tensor>& real, const at::Tensor& fake, int64_t kind,
                                  at::ArrayRef<double> params, int64_t reduction) {
   const bool has_real = real.has_value() && real->defined();
-  // The saving forward (pair_fwd_saving_cpu) where it pays: BCE on CPU, reduced, when a
+  // The saving forward (pair_fwd_saving) where it pays: BCE on CPU, reduced, when a
   // gradient will be taken; its exp(-|s|) then serves the loss and the derivative
   // (measured in benchmarks/results/native-cpu.md).  Elsewhere the backward recomputes
   // from the logits, which keeps memory at the inputs.
@@ -343,6 +445,10 @@ TORCH_LIBRARY(fastgan_native, m) {
   m.def("bce_bwd(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction, Tensor up) -> Tensor");
   m.def("penalty_fwd(Tensor grads, float center, bool one_sided, int reduction) -> Tensor[]");
   m.def("penalty_bwd(Tensor grads, Tensor sq, float center, bool one_sided, int reduction, Tensor up) -> Tensor");
+  // the CPU saving forward and its backward (PairLossFn): {loss, d_real, d_fake} (no d_real
+  // without real); g = up · mean weight · d in dtype, up the loss's 0-d CPU gradient
+  m.def("pair_fwd_saving(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
+  m.def("pair_scale(Tensor d, Tensor up, int reduction, ScalarType dtype) -> Tensor");
   m.def("pair_loss(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
   m.def("bce_loss(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction) -> Tensor");
   m.def("penalty(Tensor grads, float center, bool one_sided, int reduction) -> Tensor");
@@ -355,6 +461,19 @@ TORCH_LIBRARY_IMPL(fastgan_native, CPU, m) {
   m.impl("bce_bwd", &bce_bwd_cpu);
   m.impl("penalty_fwd", &penalty_fwd_cpu);
   m.impl("penalty_bwd", &penalty_bwd_cpu);
+  m.impl("pair_fwd_saving", &pair_fwd_saving_cpu);
+  m.impl("pair_scale", &pair_scale_cpu);
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, Meta, m) {
+  m.impl("pair_fwd", &pair_fwd_meta);
+  m.impl("pair_bwd", &pair_bwd_meta);
+  m.impl("bce_fwd", &bce_fwd_meta);
+  m.impl("bce_bwd", &bce_bwd_meta);
+  m.impl("penalty_fwd", &penalty_fwd_meta);
+  m.impl("penalty_bwd", &penalty_bwd_meta);
+  m.impl("pair_fwd_saving", &pair_fwd_saving_meta);
+  m.impl("pair_scale", &pair_scale_meta);
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, Autograd, m) {
