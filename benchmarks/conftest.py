@@ -1,4 +1,4 @@
-"""pytest-benchmark suite over the cases of ``fastgan.bench`` (one place defines them).
+"""pytest-benchmark suite over the cases of ``fastgan.tools.bench`` (one place defines them).
 
     pytest benchmarks/ --benchmark-only            # every case, timed
     pytest benchmarks/                             # smoke: a few small cases, each run once (CI)

@@ -9,8 +9,9 @@ For bce_d_loss and hinge_d_loss, forward+backward on N + N float32 logits:
   op-pybind   the native autograd op called directly through the extension's pybind11
               function (what `native` calls), no argument checks
   op-torch.ops  the same op through torch.ops (the boxed call): compare with op-pybind
-  python-fn   the same kernels behind a Python torch.autograd.Function, called through
-              torch.ops: compare with op-torch.ops (C++ autograd vs Python autograd)
+  python-fn   the same kernels behind a Python torch.autograd.Function (``PythonPairLoss``
+              below) calling the raw ops torch.ops.fastgan_native.pair_fwd / pair_bwd:
+              compare with op-torch.ops (C++ autograd vs Python autograd)
 Providers are timed in interleaved rounds (each round times every provider once), so a
 drift of the machine hits all of them alike.  The figures are the minimum over rounds of
 each round's median: on this shared VM interference only ever adds time, by tens of
@@ -32,9 +33,27 @@ import torch.utils.benchmark as tb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
-from fastgan import bench  # noqa: E402
-from fastgan.backends import _fused, native_backend  # noqa: E402
-from fastgan.registry import OPS  # noqa: E402
+from fastgan.backends import native_backend, native_loader  # noqa: E402
+from fastgan.registry import OPS, Reduction  # noqa: E402
+from fastgan.tools import bench  # noqa: E402
+from fastgan.tools.cases import CASES  # noqa: E402
+
+
+class PythonPairLoss(torch.autograd.Function):
+    """The native kernels with autograd in Python: forward and backward call the raw ops
+    (no autograd of their own) through torch.ops, as the C++ autograd op calls them."""
+
+    @staticmethod
+    def forward(ctx, real, fake, kind, params, reduction):
+        ctx.save_for_backward(real, fake)
+        ctx.args = (kind, params, reduction)
+        return tuple(torch.ops.fastgan_native.pair_fwd(real, fake, kind, params, reduction))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        real, fake = ctx.saved_tensors
+        g_real, g_fake = torch.ops.fastgan_native.pair_bwd(real, fake, *ctx.args, list(grads))
+        return g_real, g_fake, None, None, None
 
 
 def measure(stmt_fn, min_run_time):
@@ -43,13 +62,13 @@ def measure(stmt_fn, min_run_time):
 
 
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--markdown")
     p.add_argument("--min-run-time", type=float, default=0.1, help="seconds per provider per round")
     p.add_argument("--rounds", type=int, default=15)
     a = p.parse_args()
-    native_backend.build()
-    ext = native_backend._module()
+    ext = native_loader.module()  # builds the extension (or loads it from the cache)
     ops = torch.ops.fastgan_native
     rows = []
     for n in (4096, 2 ** 22):
@@ -58,12 +77,12 @@ def main():
         fake = (torch.randn(n, generator=gen) * 3).requires_grad_()
         xs = [real, fake]
         for op in ("bce_d_loss", "hinge_d_loss"):
-            spec = OPS[op]
+            spec = CASES[op]
             eager_fn = spec.baseline
             compiled = torch.compile(spec.baseline, dynamic=False)
             public = getattr(fastgan.F, op)
-            kind, side_r, side_f = spec.lower()
-            k, params = native_backend.KINDS[kind], native_backend._params(side_r, side_f)
+            lowered = OPS[op].lower()
+            k, params, mean = int(lowered.kind), lowered.params(), int(Reduction.MEAN)
             for _ in range(2):
                 torch.autograd.grad(compiled(real, fake), xs)
             providers = {
@@ -71,11 +90,14 @@ def main():
                 "eager": lambda: torch.autograd.grad(eager_fn(real, fake), xs),
                 "compile": lambda: torch.autograd.grad(compiled(real, fake), xs),
                 "native": lambda: torch.autograd.grad(public(real, fake), xs),
-                "op-pybind": lambda: torch.autograd.grad(ext.pair_loss(real, fake, k, params, 1)[0], xs),
-                "op-torch.ops": lambda: torch.autograd.grad(ops.pair_loss.default(real, fake, k, params, 1)[0], xs),
-                "python-fn": lambda: torch.autograd.grad(_fused.run("native", spec, xs, {}, "mean"), xs),
+                "op-pybind": lambda: torch.autograd.grad(ext.pair_loss(real, fake, k, params, mean)[0], xs),
+                "op-torch.ops": lambda: torch.autograd.grad(ops.pair_loss.default(real, fake, k, params, mean)[0],
+                                                            xs),
+                "python-fn": lambda: torch.autograd.grad(PythonPairLoss.apply(real, fake, k, params, mean)[0], xs),
             }
             assert fastgan.backends.resolve(real.device) is native_backend
+            for g_py, g_native in zip(providers["python-fn"](), providers["native"]()):
+                torch.testing.assert_close(g_py, g_native)  # the same gradients, other autograd
             rounds = {name: [] for name in providers}
             for _ in range(a.rounds):
                 for name, fn in providers.items():

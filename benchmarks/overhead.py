@@ -24,7 +24,7 @@ import torch.utils.benchmark as tb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
-from fastgan.bench import device_name  # noqa: E402
+from fastgan.tools.bench import device_name  # noqa: E402
 
 
 

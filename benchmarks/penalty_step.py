@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
-from fastgan import bench  # noqa: E402
+from fastgan.tools import bench  # noqa: E402
 
 
 def dcgan_critic(size: int = 64) -> nn.Module:

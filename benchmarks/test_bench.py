@@ -1,10 +1,11 @@
-"""The ``fastgan bench`` cases under pytest-benchmark: forward+backward per provider."""
+"""The ``fastgan bench`` cases (``fastgan.tools.bench``) under pytest-benchmark: forward+backward per
+provider, the reference fallback (``fastgan-torch``) included."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fastgan import bench
+from fastgan.tools import bench
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PROVIDERS = [p for p, why in bench.providers(DEVICE).items() if why is None and p != "compile"]
@@ -21,7 +22,7 @@ def _params():
 @pytest.mark.parametrize("case,provider", list(_params()))
 def test_fwd_bwd(benchmark, case, provider):
     xs = case.inputs(DEVICE)
-    fn = bench._make(provider, case)
+    fn = bench.provider_fn(provider, case)
     diff = [x for x in xs if x.requires_grad]
 
     def step():

@@ -1,4 +1,8 @@
-"""The ``fastgan`` command (also ``python -m fastgan``)."""
+"""The ``fastgan`` command (also ``python -m fastgan``).
+
+``info`` and ``build`` live here; ``demo``, ``verify``, ``bench`` and ``compare`` are the
+modules of ``fastgan.tools``, imported only when their command runs.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,52 +11,7 @@ import platform
 import shutil
 import sys
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
-    return n
-
-
-def _output_problem(path: str):
-    """Why ``path`` cannot be written as a file, or None."""
-    if not path:
-        return "the path is empty"
-    if os.path.isdir(path):
-        return "it is a folder"
-    folder = os.path.dirname(os.path.abspath(path))
-    shown = os.path.dirname(path) or "."
-    if not os.path.exists(folder):
-        return f"the folder {shown} does not exist"
-    if not os.path.isdir(folder):
-        return f"{shown} is not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the folder {shown} is not writable"
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        return "the file exists and is not writable"
-    return None
-
-
-def check_outputs(parser: argparse.ArgumentParser, args, options) -> None:
-    """Before any work: every output option given must name a writable file (its folder
-    exists and is writable), and ``--plot`` needs matplotlib; else ``parser.error`` (exit 2)."""
-    for opt in options:
-        path = getattr(args, opt.lstrip("-").replace("-", "_"))
-        if path is None:
-            continue
-        problem = _output_problem(path)
-        if problem:
-            parser.error(f"argument {opt}: cannot write {path!r}: {problem}")
-        if opt == "--plot":
-            try:
-                import matplotlib  # noqa: F401
-            except ImportError:
-                parser.error("argument --plot: needs matplotlib (pip install matplotlib)")
+from .tools.args import positive_int
 
 
 def _info(args) -> int:
@@ -85,7 +44,7 @@ def _info(args) -> int:
 
 
 def _demo(args) -> int:
-    from .demo import train
+    from .tools.demo import train
     train(loss=args.loss, steps=args.steps, seed=args.seed, device=args.device)
     return 0
 
@@ -93,7 +52,7 @@ def _demo(args) -> int:
 def _build(args) -> int:
     import tempfile
 
-    from .backends import native_backend as nb
+    from .backends import native_loader as nb
     problem = nb.prerequisites()
     if problem:
         print(f"fastgan build: cannot build the native extension: {problem}", file=sys.stderr)
@@ -157,13 +116,12 @@ def main(argv=None) -> int:
         p.error("the following arguments are required: cmd")
     if args.fn is None:
         if args.forward == "verify":
-            from .verify import main as verify_main
-            return verify_main(rest)
-        if args.forward == "compare":
-            from .compare import main as compare_main
-            return compare_main(rest)
-        from .bench import main as bench_main
-        return bench_main(rest)
+            from .tools.verify import main as tool_main
+        elif args.forward == "compare":
+            from .tools.compare import main as tool_main
+        else:
+            from .tools.bench import main as tool_main
+        return tool_main(rest)
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.fn(args)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "bce_terms", "reduce_pair", "reduce_one",
+    "log_sigmoid", "softplus", "bce_log_likelihood", "bce_terms", "reduce_pair", "reduce_one",
     "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss",
     "lsgan_d_loss", "lsgan_g_loss", "wasserstein_d_loss", "wasserstein_g_loss",
     "binary_cross_entropy_with_logits", "grad_norm_penalty",
@@ -43,60 +44,81 @@ def _up(x: Tensor) -> Tensor:
 def _mul0(a: Tensor, b: Tensor) -> Tensor:
     """``a · b`` with ``0 · ∞ = 0`` (``a`` a label or a label weight).
 
-    Only the infinite ``b`` is replaced, so the derivative with respect to ``a``
-    stays ``b`` wherever ``b`` is finite (a label of exactly 0 or 1 still gets
-    its gradient)."""
-    return a * torch.where((a == 0) & b.isinf(), torch.zeros_like(b), b)
+    Only where ``a = 0`` and ``b`` is infinite is the product replaced by 0 (there the
+    derivative with respect to ``a``, ``b = ±∞``, is not finite anyway); everywhere else
+    it is the product, so a label of exactly 0 or 1 still gets its gradient ``b``."""
+    return torch.where((a == 0) & b.isinf(), 0.0, a * b)
+
+
+def log_sigmoid(s: Tensor) -> Tensor:
+    """``log σ(s) = −softplus(−s)``, stable, with the true derivative ``σ(−s)`` at every
+    point, to every order: ATen's fused ``log_sigmoid``.
+
+    It is one pass, ``min(s, 0) − log1p(exp(−|s|))`` (full accuracy, also in float64, no
+    linearisation), and keeps ``exp(−|s|)`` for its backward, which is written per
+    branch (``σ(−s)`` is ½ at ``s = 0``, where a composition of ``relu``/``abs`` would get
+    autograd's kink conventions, ``relu'(0) = abs'(0) = 0``, and give 0).  Its second
+    derivative is ``σ(s)·(σ(s) − 1)``: ``−¼`` at 0, 0 in the tails, never nan
+    (tests/test_oracle.py checks all of this against closed forms)."""
+    return F.logsigmoid(s)
 
 
 def softplus(s: Tensor) -> Tensor:
-    """``softplus(s) = log(1 + exp(s))``, stable, with the true derivative ``sigmoid(s)``
-    at every point, to every order.
+    """``softplus(s) = log(1 + exp(s)) = −log σ(−s)``; see ``log_sigmoid``.  (The losses
+    use ``log_sigmoid`` directly and negate after the reduction: one pass less.)"""
+    return -log_sigmoid(-s)
 
-    Written ``max(s, 0) + log1p(exp(−|s|))``; autograd's conventions at the kink
-    ``s = 0`` (``relu'(0) = 0``, ``abs'(0) = 0``) would give a derivative of 0 there,
-    where the function is smooth and the derivative is ½.  So ``|s|`` is
-    ``where(s ≥ 0, s, −s)`` (derivative +1 at 0) and ``max(s, 0)`` is
-    ``clamp(s, min=0)`` (derivative 1 at the boundary): ``1 − ½ = ½``.  The second
-    derivative there is ``¼ = σ(0)·(1 − σ(0))``, and in the tails it underflows to 0,
-    never nan (tests/test_oracle.py checks both against closed forms)."""
-    a = torch.where(s >= 0, s, -s)
-    return torch.clamp(s, min=0) + torch.log1p(torch.exp(-a))
+
+def bce_log_likelihood(s: Tensor, t) -> Tensor:
+    """``−BCEwithlogits(s, t) = (1 − t)·log σ(−s) + t·log σ(s)`` (smooth, exact derivative
+    ``t − σ(s)`` everywhere), with ``0·∞ = 0``, so that ``BCE(+∞, 1) = BCE(−∞, 0) = 0``.
+    The losses reduce this and negate the result (``−Σx = Σ(−x)`` exactly)."""
+    if not isinstance(t, Tensor):  # a label: skip the side it multiplies by 0
+        if t == 1:
+            return log_sigmoid(s)
+        if t == 0:
+            return log_sigmoid(-s)
+        return (1 - t) * log_sigmoid(-s) + t * log_sigmoid(s)
+    return _mul0(1 - t, log_sigmoid(-s)) + _mul0(t, log_sigmoid(s))
 
 
 def bce_terms(s: Tensor, t) -> Tensor:
-    """``BCEwithlogits(s, t) = max(s, 0) − s·t + log1p(exp(−|s|))``, written as
-    ``(1 − t)·softplus(s) + t·softplus(−s)`` (smooth, exact derivative ``sigmoid(s) − t``
-    everywhere) with ``0·∞ = 0``, so that ``BCE(+∞, 1) = BCE(−∞, 0) = 0``."""
-    if not isinstance(t, Tensor):  # a label: skip the side it multiplies by 0
-        if t == 0:
-            return softplus(s)
-        if t == 1:
-            return softplus(-s)
-        return (1 - t) * softplus(s) + t * softplus(-s)
-    return _mul0(1 - t, softplus(s)) + _mul0(t, softplus(-s))
+    """``BCEwithlogits(s, t) = (1 − t)·softplus(s) + t·softplus(−s)``, ``0·∞ = 0``."""
+    return -bce_log_likelihood(s, t)
 
 
-def reduce_one(terms: Tensor, like: Tensor, reduction: str) -> Tensor:
-    """Reduce one tensor of per-element terms and cast to ``like``'s dtype."""
-    if reduction == "mean":
-        out = terms.mean()
-    elif reduction == "sum":
-        out = terms.sum()
-    else:
-        out = terms
-    return out.to(like.dtype)
+def _reduce(terms: Tensor, reduction: str, sign: float = 1.0) -> Tensor:
+    """``sign · terms``, summed, averaged or per element.
 
-
-def reduce_pair(real_terms: Tensor, fake_terms: Tensor, real: Tensor, fake: Tensor, reduction: str):
-    """Discriminator reduction: ``mean(real) + mean(fake)``, ``sum + sum``, or the tuple."""
+    The sign is applied after the reduction (a negation commutes exactly with the
+    rounding of a sum): one scalar op instead of a pass over the terms.  The mean is
+    ``sum / numel`` (what ``mean`` computes): the backward of ``sum`` is a broadcast view
+    of the scalar gradient, where ``mean``'s divides a whole tensor."""
     if reduction == "none":
-        return real_terms.to(real.dtype), fake_terms.to(fake.dtype)
+        return -terms if sign < 0 else terms
+    out = terms.sum()
     if reduction == "mean":
-        out = real_terms.mean() + fake_terms.mean()
-    else:
-        out = real_terms.sum() + fake_terms.sum()
-    return out.to(torch.promote_types(real.dtype, fake.dtype))
+        out = out / terms.numel()
+    return -out if sign < 0 else out
+
+
+def reduce_one(terms: Tensor, like: Tensor, reduction: str, sign: float = 1.0) -> Tensor:
+    """Reduce one tensor of per-element terms (times ``sign``), cast to ``like``'s dtype."""
+    return _reduce(terms, reduction, sign).to(like.dtype)
+
+
+def reduce_pair(real_terms: Tensor, fake_terms: Tensor, real: Tensor, fake: Tensor, reduction: str,
+                real_sign: float = 1.0, fake_sign: float = 1.0):
+    """Discriminator reduction: ``mean(real) + mean(fake)``, ``sum + sum``, or the tuple."""
+    return _join(_reduce(real_terms, reduction, real_sign), _reduce(fake_terms, reduction, fake_sign),
+                 real, fake, reduction)
+
+
+def _join(real_out: Tensor, fake_out: Tensor, real: Tensor, fake: Tensor, reduction: str):
+    """The two reduced sides of a discriminator loss: their sum, or the tuple for "none"."""
+    if reduction == "none":
+        return real_out.to(real.dtype), fake_out.to(fake.dtype)
+    return (real_out + fake_out).to(torch.promote_types(real.dtype, fake.dtype))
 
 
 # --- vanilla GAN (stable BCE with logits) -----------------------------------
@@ -104,15 +126,17 @@ def reduce_pair(real_terms: Tensor, fake_terms: Tensor, real: Tensor, fake: Tens
 def bce_d_loss(real: Tensor, fake: Tensor, *, real_label: float = 1.0, fake_label: float = 0.0,
                reduction: str = "mean"):
     """``BCEwithlogits(x, real_label)`` and ``BCEwithlogits(y, fake_label)``."""
-    return reduce_pair(bce_terms(_up(real), real_label), bce_terms(_up(fake), fake_label),
-                       real, fake, reduction)
+    return reduce_pair(bce_log_likelihood(_up(real), real_label), bce_log_likelihood(_up(fake), fake_label),
+                       real, fake, reduction, -1.0, -1.0)
 
 
 def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean"):
-    """Non-saturating ``softplus(−y)``; saturating (minimax) ``−softplus(y)``."""
+    """Non-saturating ``softplus(−y) = −log σ(y)``; saturating (minimax)
+    ``−softplus(y) = log σ(−y)``."""
     y = _up(fake)
-    terms = -softplus(y) if saturating else softplus(-y)
-    return reduce_one(terms, fake, reduction)
+    if saturating:
+        return reduce_one(log_sigmoid(-y), fake, reduction)
+    return reduce_one(log_sigmoid(y), fake, reduction, -1.0)
 
 
 # --- hinge ------------------------------------------------------------------
@@ -125,54 +149,62 @@ def hinge_d_loss(real: Tensor, fake: Tensor, *, margin: float = 1.0, reduction: 
 
 def hinge_g_loss(fake: Tensor, *, reduction: str = "mean"):
     """``−y``."""
-    return reduce_one(-_up(fake), fake, reduction)
+    return reduce_one(_up(fake), fake, reduction, -1.0)
 
 
 # --- least squares ----------------------------------------------------------
 
+def _half_square(x: Tensor, c: float, reduction: str) -> Tensor:
+    """``½(x − c)²``, reduced.  ``F.mse_loss`` against ``c`` broadcast (no copy) is one
+    fused pass forward and one backward, ``2(x − c)``; a composition ``(x − c)**2`` costs
+    three passes each way.  The ½ (exact) is applied after the reduction."""
+    target = torch.full((), c, dtype=x.dtype, device=x.device).expand_as(x)
+    out = 0.5 * F.mse_loss(x, target, reduction="none" if reduction == "none" else "sum")
+    return out / x.numel() if reduction == "mean" else out
+
+
 def lsgan_d_loss(real: Tensor, fake: Tensor, *, a: float = 0.0, b: float = 1.0, reduction: str = "mean"):
     """``½(x − b)²`` and ``½(y − a)²``."""
-    return reduce_pair(0.5 * (_up(real) - b) ** 2, 0.5 * (_up(fake) - a) ** 2, real, fake, reduction)
+    return _join(_half_square(_up(real), b, reduction), _half_square(_up(fake), a, reduction),
+                 real, fake, reduction)
 
 
 def lsgan_g_loss(fake: Tensor, *, c: float = 1.0, reduction: str = "mean"):
     """``½(y − c)²``."""
-    return reduce_one(0.5 * (_up(fake) - c) ** 2, fake, reduction)
+    return _half_square(_up(fake), c, reduction).to(fake.dtype)
 
 
 # --- Wasserstein --------------------------------------------------------------
 
 def wasserstein_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
     """``−x`` and ``y``: the critic minimises ``E[D(G(z))] − E[D(x)]``."""
-    return reduce_pair(-_up(real), _up(fake), real, fake, reduction)
+    return reduce_pair(_up(real), _up(fake), real, fake, reduction, -1.0, 1.0)
 
 
 def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean"):
     """``−y``."""
-    return reduce_one(-_up(fake), fake, reduction)
+    return reduce_one(_up(fake), fake, reduction, -1.0)
 
 
 # --- drop-in binary_cross_entropy_with_logits ---------------------------------
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
-    """``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]`` (torch's formula), ``0·∞ = 0``.
+    """``w · [(1 − t)·softplus(s) + p·t·softplus(−s)]``, ``0·∞ = 0`` in every product.
 
-    ``(1 − t)·s + softplus(−s)`` is ``BCEwithlogits(s, t)``, computed as ``bce_terms``
-    so that infinite logits give the limits of the math, not nan.  dtypes as torch's
+    That is torch's ``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]`` written so that
+    infinite logits give the limits of the math, not nan.  dtypes as torch's
     function: computed in the accumulation dtype of ``input`` and ``target`` promoted
     (weights and labels never rounded to a half type first), the result has
     ``target``'s dtype.
     """
     acc = _compute_dtype_of(torch.promote_types(input.dtype, target.dtype))
     s, t = input.to(acc), target.to(acc)
-    terms = bce_terms(s, t)
-    if pos_weight is not None:
-        # (p − 1)·t·softplus(−s), the extra weight on the positive term
-        terms = terms + _mul0((pos_weight.to(acc) - 1) * t, softplus(-s))
+    pt = t if pos_weight is None else pos_weight.to(acc) * t  # the weight of softplus(−s)
+    loglik = _mul0(1 - t, log_sigmoid(-s)) + _mul0(pt, log_sigmoid(s))
     if weight is not None:
-        terms = terms * weight.to(acc)
-    return reduce_one(terms, target, reduction)
+        loglik = _mul0(weight.to(acc), loglik)
+    return reduce_one(loglik, target, reduction, -1.0)
 
 
 # --- gradient-norm penalty ------------------------------------------------------
@@ -187,6 +219,8 @@ def grad_norm_penalty(grads: Tensor, *, center: float = 1.0, one_sided: bool = F
         terms = sq  # the squared norm, one-sided or not (n ≥ 0); no square root, gradient 2·g
     else:
         # sqrt'(0) = ∞ would give 0·∞ = nan at a zero row; the norm's gradient there is 0.
+        # (torch.linalg.vector_norm, one fused pass, has a nan second derivative at a zero
+        # row: the squared sum it is.)
         zero = sq == 0
         n = torch.where(zero, torch.zeros_like(sq), torch.where(zero, torch.ones_like(sq), sq).sqrt())
         d = n - center

@@ -1,25 +1,37 @@
-"""The one registry of fastgan ops.
+"""The one registry of fastgan ops: what each op is, and how a fused kernel runs it.
 
 Each op is declared once here: its name, its tensor arguments, its reference
-(``fastgan.reference``), how a fused kernel family lowers its options, the
-option sets worth exercising, how to draw sample inputs, and its tolerances per
-dtype.  Backends implement entries of it; the tests, ``fastgan verify`` and
-``fastgan bench`` iterate it, so a new op is one entry here.
+(``fastgan.reference``, the specification) and its family.  A pair loss also says
+how its keyword options lower to the kernels' arguments (``PairOptions``): the
+one typed value the Triton launchers and the C++ op both take.
+
+The data the tests, ``fastgan verify`` and ``fastgan bench`` exercise each op with
+(option sets, input sampling, tolerances, special points, closed forms, the
+hand-written baseline) is declared once per op in ``fastgan.tools.cases``.
 """
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-import torch
 
 from . import reference
 
+
 class Kind(enum.IntEnum):
     """The per-element term of a pair loss (kernels/losses.py's ``KIND``; the same numbers as
-    ``enum Kind`` in csrc/fastgan.h, checked by tests/test_structure.py)."""
+    ``enum Kind`` in csrc/fastgan.h, checked by tests/test_structure.py).
+
+    ======  ===============================  ==============================
+    kind    term(s; sgn, t)                  d term / d s
+    ======  ===============================  ==============================
+    BCE     sgn · BCEwithlogits(s, t)        sgn · (sigmoid(s) − t)
+    HINGE   relu(t + sgn · s)                sgn · [t + sgn · s > 0]
+    LSGAN   ½ (s − t)²                       s − t
+    LINEAR  sgn · s                          sgn
+    ======  ===============================  ==============================
+    """
     BCE = 0
     HINGE = 1
     LSGAN = 2
@@ -33,241 +45,45 @@ class Reduction(enum.IntEnum):
     SUM = 2
 
 
-DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-REDUCTIONS = ("mean", "sum", "none")
-
-# (rtol, atol) of a backend's result against the float64 reference evaluated on the
-# same (already rounded) inputs.  Half types: one rounding of the output plus float32
-# accumulation; float32: accumulation order; float64: a few ulps of the same formula.
-TOLERANCES: Dict[torch.dtype, Tuple[float, float]] = {
-    torch.float16: (2e-3, 2e-3),
-    torch.bfloat16: (1.6e-2, 1.6e-2),
-    torch.float32: (2e-5, 2e-5),
-    torch.float64: (1e-10, 1e-12),
-}
-
-# A side of a pair loss: (sgn, t) for the kernel's term(s; sgn, t) (see kernels/losses.py).
-Side = Optional[Tuple[float, float]]
-Lowered = Tuple[str, Side, Side]
+class Family(enum.Enum):
+    PAIR = "pair"        # the discriminator and generator losses: one Kind, a real and a fake side
+    BCE = "bce"          # the drop-in binary_cross_entropy_with_logits
+    PENALTY = "penalty"  # the per-sample gradient-norm penalty
 
 
-def _logits(shape, dtype, device, gen, scale=3.0):
-    x = torch.randn(shape, dtype=torch.float64, generator=gen) * scale
-    return x.to(device=device, dtype=dtype)
+class Side(NamedTuple):
+    """One side of a pair loss: the scalars of ``term(s; sgn, t)``."""
+    sgn: float
+    label: float
 
 
-def _unit(shape, dtype, device, gen):
-    return torch.rand(shape, dtype=torch.float64, generator=gen).to(device=device, dtype=dtype)
+class PairOptions(NamedTuple):
+    """A pair loss's options, lowered once: the kernel's term and each side's scalars.
+    ``real`` is None for a generator loss (it has no real side).  (Named tuples: built
+    on every call, at a fraction of a frozen dataclass's cost.)"""
+    kind: Kind
+    real: Optional[Side]
+    fake: Side
+
+    def params(self) -> List[float]:
+        """``[sgn_r, t_r, sgn_f, t_f]``, the C++ op's ``params``; an absent real side is
+        never read (the op gets no real tensor), its slots are (1, 0)."""
+        r = self.real or Side(1.0, 0.0)
+        return [float(r.sgn), float(r.label), float(self.fake.sgn), float(self.fake.label)]
 
 
 @dataclass(frozen=True)
 class OpSpec:
     name: str
-    family: str                              # "pair" (D/G losses), "bce" (drop-in), "penalty"
+    family: Family
     args: Tuple[str, ...]                    # tensor arguments, in order
-    reference: Callable
-    options: Tuple[dict, ...] = ({},)        # keyword sets the tests and verify exercise
-    lower: Optional[Callable[..., Lowered]] = None   # pair family: options -> (kind, real side, fake side)
-    reductions: Tuple[str, ...] = REDUCTIONS
-    sample: Optional[Callable] = None        # (shapes, dtype, device, gen) -> list of tensors
-    eager: Optional[Callable] = None         # what a user writes by hand (the benchmark baseline)
-    # the independent oracle (tests/test_oracle.py): inputs at the points where losses go
-    # wrong, and the closed-form value and derivatives there (see "special points" below)
-    special: Optional[Callable] = None       # dtype -> [(tensors, options, which args are differentiated)]
-    closed_form: Optional[Callable] = None   # (tensors, options) -> (terms, [(d1, d2) per argument])
-    tolerances: Dict[torch.dtype, Tuple[float, float]] = field(default_factory=lambda: dict(TOLERANCES))
+    reference: Callable                      # the specification (fastgan.reference)
+    lower: Optional[Callable[..., PairOptions]] = None   # pair family: keyword options -> PairOptions
 
     @property
-    def baseline(self) -> Callable:
-        """The hand-written eager composition ``fastgan bench`` compares against
-        (the reference where the two coincide)."""
-        return self.eager or self.reference
-
-    @property
-    def is_pair(self) -> bool:
-        return len(self.args) == 2 and self.family == "pair"
-
-    def make_inputs(self, shapes: Sequence, dtype, device="cpu", gen=None):
-        """Sample inputs: ``shapes`` has one shape per tensor argument."""
-        if gen is None:
-            gen = torch.Generator().manual_seed(0)
-        if self.sample is not None:
-            return self.sample(shapes, dtype, device, gen)
-        return [_logits(s, dtype, device, gen) for s in shapes]
-
-
-def _bce_sample(shapes, dtype, device, gen):
-    shape = shapes[0]
-    x = _logits(shape, dtype, device, gen)
-    t = _unit(shape, dtype, device, gen)
-    return [x, t]
-
-
-# --- the hand-written compositions users replace (benchmark baselines) -----------
-_tF = torch.nn.functional
-
-
-def _eager_bce_d(real, fake, real_label=1.0, fake_label=0.0, reduction="mean"):
-    r = _tF.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label), reduction=reduction)
-    f = _tF.binary_cross_entropy_with_logits(fake, torch.full_like(fake, fake_label), reduction=reduction)
-    return (r, f) if reduction == "none" else r + f
-
-
-def _eager_bce_g(fake, saturating=False, reduction="mean"):
-    terms = -_tF.softplus(fake) if saturating else _tF.softplus(-fake)
-    return terms if reduction == "none" else getattr(terms, reduction)()
-
-
-def _eager_bce(input, target, weight=None, reduction="mean", pos_weight=None):
-    return _tF.binary_cross_entropy_with_logits(input, target, weight, reduction=reduction, pos_weight=pos_weight)
-
-
-def _eager_penalty(grads, center=1.0, one_sided=False, reduction="mean"):
-    d = grads.flatten(1).norm(dim=1) - center
-    terms = (torch.relu(d) if one_sided else d) ** 2
-    return terms if reduction == "none" else getattr(terms, reduction)()
-
-
-# --- special points and closed forms: the oracle the reference itself is checked against --
-#
-# ``special(dtype)`` gives inputs where random sampling never lands: a logit of exactly 0,
-# ±1e4, ±inf, the hinge exactly at its margin, labels 0 and 1, zero-norm penalty rows.
-# ``closed_form(tensors, options)`` gives, from textbook formulas written independently of
-# ``fastgan.reference``, the per-element terms (reduction "none"; the penalty: per sample)
-# and for each tensor argument the first derivative of the summed loss and the diagonal
-# of its Hessian.  Conventions at kinks are torch's: relu'(0) = 0 (the hinge has zero
-# gradient exactly at the margin), and a zero-norm penalty row has derivatives 0.
-
-_INF = math.inf
-_LOGITS = (0.0, -0.0, 1e-8, 1.5, -1.5, 30.0, -30.0, 1e4, -1e4, _INF, -_INF)
-
-
-def _sig(s):
-    return torch.sigmoid(s)
-
-
-def _bce_value(s, t):
-    """BCEwithlogits from torch.nn.functional, with its limits at infinite logits
-    (torch gives nan there): (1 − t)·∞ at +∞ and t·∞ at −∞, 0·∞ = 0."""
-    fin = torch.where(s.isinf(), torch.zeros_like(s), s)
-    v = _tF.binary_cross_entropy_with_logits(fin, torch.broadcast_to(torch.as_tensor(t, dtype=s.dtype), s.shape),
-                                             reduction="none")
-    lim_pos = torch.where(torch.as_tensor(1 - t, dtype=s.dtype) == 0, torch.zeros_like(s), torch.full_like(s, _INF))
-    lim_neg = torch.where(torch.as_tensor(t, dtype=s.dtype) == 0, torch.zeros_like(s), torch.full_like(s, _INF))
-    return torch.where(s == _INF, lim_pos, torch.where(s == -_INF, lim_neg, v))
-
-
-def _logits_special(n_args, labels=None):
-    def special(dtype):
-        x = torch.tensor(_LOGITS, dtype=dtype)
-        y = torch.tensor(tuple(reversed(_LOGITS)), dtype=dtype)
-        xs = [x, y][:n_args] if n_args == 2 else [x]
-        return [(xs, opts, (True,) * n_args) for opts in (labels or ({},))]
-    return special
-
-
-def _bce_d_closed(xs, opts):
-    rl, fl = opts.get("real_label", 1.0), opts.get("fake_label", 0.0)
-    out = []
-    for s, t in zip(xs, (rl, fl)):
-        p = _sig(s)
-        out.append((_bce_value(s, t), (p - t, p * (1 - p))))
-    return (out[0][0], out[1][0]), [out[0][1], out[1][1]]
-
-
-def _bce_g_closed(xs, opts):
-    (y,) = xs
-    p = _sig(y)
-    if opts.get("saturating", False):
-        return -_bce_value(y, 0.0), [(-p, -p * (1 - p))]
-    return _bce_value(y, 1.0), [(p - 1, p * (1 - p))]
-
-
-def _hinge_special(dtype):
-    cases = []
-    for m in (1.0, 0.5, 3.4442185152504816):
-        x = torch.tensor((m, -m, 0.0, m + 1, m - 1, 1e4, -1e4, _INF, -_INF), dtype=dtype)
-        cases.append(([x, -x], {"margin": m}, (True, True)))
-    return cases
-
-
-def _hinge_d_closed(xs, opts):
-    m = opts.get("margin", 1.0)
-    x, y = xs
-    zr, zf = m - x, m + y
-    gr = -(zr > 0).to(x.dtype)
-    gf = (zf > 0).to(y.dtype)
-    return (zr.clamp_min(0), zf.clamp_min(0)), [(gr, torch.zeros_like(x)), (gf, torch.zeros_like(y))]
-
-
-def _linear_closed(signs):
-    def closed(xs, opts):
-        return (tuple(sg * x for sg, x in zip(signs, xs)) if len(xs) == 2 else signs[0] * xs[0],
-                [(torch.full_like(x, sg), torch.zeros_like(x)) for sg, x in zip(signs, xs)])
-    return closed
-
-
-def _lsgan_d_closed(xs, opts):
-    a, b = opts.get("a", 0.0), opts.get("b", 1.0)
-    x, y = xs
-    return ((x - b) ** 2 / 2, (y - a) ** 2 / 2), [(x - b, torch.ones_like(x)), (y - a, torch.ones_like(y))]
-
-
-def _lsgan_g_closed(xs, opts):
-    (y,) = xs
-    c = opts.get("c", 1.0)
-    return (y - c) ** 2 / 2, [(y - c, torch.ones_like(y))]
-
-
-def _bce_dropin_special(dtype):
-    s = torch.tensor((0.0, 1.5, -1.5, 30.0, -30.0, 1e4, -1e4, 0.0, 2.0), dtype=dtype)
-    t = torch.tensor((1.0, 0.0, 1.0, 0.3, 0.0, 1.0, 1.0, 0.0, 0.5), dtype=dtype)
-    w = torch.tensor((1.0, 0.0, 2.5, 1.0, 3.0, 1.0, 0.5, 2.0, 1.0), dtype=dtype)
-    p = torch.tensor((1.0, 3.0, 0.0, 2.0, 1.0, 0.5, 4.0, 3.0, 1.0), dtype=dtype)
-    inf = torch.tensor((_INF, -_INF, _INF, -_INF, 0.0), dtype=dtype)
-    t_inf = torch.tensor((1.0, 0.0, 0.0, 1.0, 1.0), dtype=dtype)
-    return [([s, t], {}, (True, True)),
-            ([s, t], {"weight": w, "pos_weight": p}, (True, True)),
-            ([inf, t_inf], {}, (True, False))]  # at ±inf d/dt = −s is infinite: only d/ds
-
-
-def _bce_dropin_closed(xs, opts):
-    s, t = xs
-    w, p = opts.get("weight"), opts.get("pos_weight")
-    w = torch.ones_like(s) if w is None else w
-    p = torch.ones_like(s) if p is None else p
-    lw = 1 + (p - 1) * t
-
-    def mul0(a, b):
-        return torch.where(a == 0, torch.zeros_like(b), a * b)
-
-    # w·[(1 − t)·s + lw·softplus(−s)] = w·[(1 − t)·softplus(s) + p·t·softplus(−s)], 0·∞ = 0
-    terms = mul0(w, mul0(1 - t, _bce_value(s, 0.0)) + mul0(p * t, _bce_value(s, 1.0)))
-    ds = w * ((1 - t) - lw * _sig(-s))  # d/ds of w·[(1 − t)·s + lw·softplus(−s)]
-    dt = w * (-s + (p - 1) * _bce_value(s, 1.0))
-    return terms, [(ds, w * lw * _sig(s) * _sig(-s)), (dt, torch.zeros_like(t))]
-
-
-def _penalty_special(dtype):
-    g = torch.tensor([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0], [0.6, 0.8, 0.0], [1e-3, 0.0, -2e-3]], dtype=dtype)
-    # rows: zero norm, norm 5, norm exactly 1 (the one-sided kink at center 1), a small norm
-    return [([g], opts, (True,)) for opts in ({}, {"center": 0.0}, {"one_sided": True},
-                                              {"center": 0.5, "one_sided": True})]
-
-
-def _penalty_closed(xs, opts):
-    (g,) = xs
-    c, one = opts.get("center", 1.0), opts.get("one_sided", False)
-    n = g.norm(dim=1, keepdim=True)
-    if c == 0:
-        return (n * n).squeeze(1), [(2 * g, torch.full_like(g, 2.0))]
-    d = n - c
-    terms = (d.clamp_min(0) if one else d) ** 2
-    active = (n > 0) & (d > 0) if one else (n > 0)
-    safe = torch.where(n > 0, n, torch.ones_like(n))
-    d1 = torch.where(active, 2 * d / safe * g, torch.zeros_like(g))
-    d2 = torch.where(active, 2 * g * g / safe ** 2 + 2 * d * (safe ** 2 - g * g) / safe ** 3, torch.zeros_like(g))
-    return terms.squeeze(1), [(d1, d2)]
+    def is_discriminator(self) -> bool:
+        """A discriminator loss: a real and a fake tensor, of any shapes."""
+        return self.family is Family.PAIR and len(self.args) == 2
 
 
 OPS: Dict[str, OpSpec] = {}
@@ -280,54 +96,24 @@ def register(spec: OpSpec) -> OpSpec:
     return spec
 
 
-register(OpSpec(
-    "bce_d_loss", "pair", ("real", "fake"), reference.bce_d_loss,
-    options=({}, {"real_label": 0.9}, {"real_label": 0.9, "fake_label": 0.1}),
-    lower=lambda real_label=1.0, fake_label=0.0: ("bce", (1.0, real_label), (1.0, fake_label)),
-    eager=_eager_bce_d,
-    special=_logits_special(2, ({}, {"real_label": 0.0, "fake_label": 1.0}, {"real_label": 0.9, "fake_label": 0.1})),
-    closed_form=_bce_d_closed))
-register(OpSpec(
-    "bce_g_loss", "pair", ("fake",), reference.bce_g_loss,
-    options=({}, {"saturating": True}),
-    lower=lambda saturating=False: ("bce", None, (-1.0, 0.0) if saturating else (1.0, 1.0)),
-    eager=_eager_bce_g, special=_logits_special(1, ({}, {"saturating": True})), closed_form=_bce_g_closed))
-register(OpSpec(
-    "hinge_d_loss", "pair", ("real", "fake"), reference.hinge_d_loss,
-    options=({}, {"margin": 0.5}),
-    lower=lambda margin=1.0: ("hinge", (-1.0, margin), (1.0, margin)),
-    special=_hinge_special, closed_form=_hinge_d_closed))
-register(OpSpec(
-    "hinge_g_loss", "pair", ("fake",), reference.hinge_g_loss,
-    lower=lambda: ("linear", None, (-1.0, 0.0)),
-    special=_logits_special(1), closed_form=_linear_closed((-1.0,))))
-register(OpSpec(
-    "lsgan_d_loss", "pair", ("real", "fake"), reference.lsgan_d_loss,
-    options=({}, {"a": -1.0, "b": 1.0}),
-    lower=lambda a=0.0, b=1.0: ("lsgan", (1.0, b), (1.0, a)),
-    special=_logits_special(2, ({}, {"a": -1.0, "b": 1.0})), closed_form=_lsgan_d_closed))
-register(OpSpec(
-    "lsgan_g_loss", "pair", ("fake",), reference.lsgan_g_loss,
-    options=({}, {"c": 0.0}),
-    lower=lambda c=1.0: ("lsgan", None, (1.0, c)),
-    special=_logits_special(1, ({}, {"c": 0.0})), closed_form=_lsgan_g_closed))
-register(OpSpec(
-    "wasserstein_d_loss", "pair", ("real", "fake"), reference.wasserstein_d_loss,
-    lower=lambda: ("linear", (-1.0, 0.0), (1.0, 0.0)),
-    special=_logits_special(2), closed_form=_linear_closed((-1.0, 1.0))))
-register(OpSpec(
-    "wasserstein_g_loss", "pair", ("fake",), reference.wasserstein_g_loss,
-    lower=lambda: ("linear", None, (-1.0, 0.0)),
-    special=_logits_special(1), closed_form=_linear_closed((-1.0,))))
-register(OpSpec(
-    "binary_cross_entropy_with_logits", "bce", ("input", "target"),
-    reference.binary_cross_entropy_with_logits, sample=_bce_sample, eager=_eager_bce,
-    special=_bce_dropin_special, closed_form=_bce_dropin_closed))
+def _pair(name: str, args: Tuple[str, ...], lower: Callable[..., PairOptions]) -> OpSpec:
+    return register(OpSpec(name, Family.PAIR, args, getattr(reference, name), lower))
 
-register(OpSpec(
-    "grad_norm_penalty", "penalty", ("grads",), reference.grad_norm_penalty,
-    options=({}, {"center": 0.0}, {"one_sided": True}, {"center": 0.5, "one_sided": True}),
-    eager=_eager_penalty, special=_penalty_special, closed_form=_penalty_closed))
+
+_D, _G = ("real", "fake"), ("fake",)
+_pair("bce_d_loss", _D, lambda real_label=1.0, fake_label=0.0:
+      PairOptions(Kind.BCE, Side(1.0, real_label), Side(1.0, fake_label)))
+_pair("bce_g_loss", _G, lambda saturating=False:
+      PairOptions(Kind.BCE, None, Side(-1.0, 0.0) if saturating else Side(1.0, 1.0)))
+_pair("hinge_d_loss", _D, lambda margin=1.0: PairOptions(Kind.HINGE, Side(-1.0, margin), Side(1.0, margin)))
+_pair("hinge_g_loss", _G, lambda: PairOptions(Kind.LINEAR, None, Side(-1.0, 0.0)))
+_pair("lsgan_d_loss", _D, lambda a=0.0, b=1.0: PairOptions(Kind.LSGAN, Side(1.0, b), Side(1.0, a)))
+_pair("lsgan_g_loss", _G, lambda c=1.0: PairOptions(Kind.LSGAN, None, Side(1.0, c)))
+_pair("wasserstein_d_loss", _D, lambda: PairOptions(Kind.LINEAR, Side(-1.0, 0.0), Side(1.0, 0.0)))
+_pair("wasserstein_g_loss", _G, lambda: PairOptions(Kind.LINEAR, None, Side(-1.0, 0.0)))
+register(OpSpec("binary_cross_entropy_with_logits", Family.BCE, ("input", "target"),
+                reference.binary_cross_entropy_with_logits))
+register(OpSpec("grad_norm_penalty", Family.PENALTY, ("grads",), reference.grad_norm_penalty))
 
 D_KINDS = {"bce": "bce_d_loss", "hinge": "hinge_d_loss", "lsgan": "lsgan_d_loss",
            "wasserstein": "wasserstein_d_loss"}

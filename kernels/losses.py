@@ -3,17 +3,9 @@
 Two op families, one generic kernel pair each:
 
 * ``pair``: every discriminator and generator loss.  The per-element term is
-  ``term_KIND(s; sgn, t)`` with a ``tl.constexpr`` KIND and two scalars per side
-  (real / fake), so a generator loss is a pair loss with an empty real side:
-
-  ======  ===============================  ==============================
-  KIND    term(s; sgn, t)                  d term / d s
-  ======  ===============================  ==============================
-  BCE     sgn · BCEwithlogits(s, t)        sgn · (sigmoid(s) − t)
-  HINGE   relu(t + sgn · s)                sgn · [t + sgn · s > 0]
-  LSGAN   ½ (s − t)²                       s − t
-  LINEAR  sgn · s                          sgn
-  ======  ===============================  ==============================
+  ``term_KIND(s; sgn, t)`` with a ``tl.constexpr`` KIND (``fastgan.registry.Kind``,
+  whose docstring tabulates the terms) and two scalars per side (real / fake), so a
+  generator loss is a pair loss with an empty real side.
 
 * ``bce``: the drop-in ``binary_cross_entropy_with_logits`` with element-wise
   target, optional weight and pos_weight.
@@ -48,8 +40,12 @@ from dataclasses import dataclass
 import triton
 import triton.language as tl
 
-BCE, HINGE, LSGAN, LINEAR = 0, 1, 2, 3
-KINDS = {"bce": BCE, "hinge": HINGE, "lsgan": LSGAN, "linear": LINEAR}
+from ..registry import Kind
+
+# the kinds as compile-time constants of the kernels (the numbers of fastgan.registry.Kind)
+BCE: tl.constexpr = tl.constexpr(int(Kind.BCE))
+HINGE: tl.constexpr = tl.constexpr(int(Kind.HINGE))
+LSGAN: tl.constexpr = tl.constexpr(int(Kind.LSGAN))
 
 BLOCK = 1024                        # elements per program per iteration
 NUM_WARPS = 4
@@ -99,28 +95,28 @@ def _bce(s, t):
 
 @triton.jit
 def _term(s, sgn, t, KIND: tl.constexpr):
-    if KIND == 0:
+    if KIND == BCE:
         v = sgn * _bce(s, t)
-    elif KIND == 1:
+    elif KIND == HINGE:
         v = _relu(t + sgn * s)
-    elif KIND == 2:
+    elif KIND == LSGAN:
         d = s - t
         v = 0.5 * d * d
-    else:
+    else:  # LINEAR
         v = sgn * s
     return v
 
 
 @triton.jit
 def _dterm(s, sgn, t, KIND: tl.constexpr):
-    if KIND == 0:
+    if KIND == BCE:
         v = sgn * _dbce(s, t)
-    elif KIND == 1:
+    elif KIND == HINGE:
         # torch's threshold_backward: zero where z <= 0 (so exactly at the margin), else pass
         v = tl.where(t + sgn * s <= 0, 0.0, sgn + tl.zeros_like(s))
-    elif KIND == 2:
+    elif KIND == LSGAN:
         v = s - t
-    else:
+    else:  # LINEAR
         v = sgn + tl.zeros_like(s)
     return v
 
@@ -355,20 +351,21 @@ def specializations():
     for dt in FLOAT_DTYPES:
         acc = "fp64" if dt == "fp64" else "fp32"
         f64 = dt == "fp64"
-        for kind_name, kind in KINDS.items():
+        for kind in Kind:
+            kind_name = kind.name.lower()
             for reduce_, final in ((0, 0), (1, 0), (1, 1)):
                 out = dt if (reduce_ == 0 or final) else acc
                 sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "out_r_ptr": _ptr(dt),
                        "out_f_ptr": _ptr(dt), "part_ptr": _ptr(out),
                        "n_real": "i32", "n_fake": "i32", "iters": "i32", **pair_scalars, "bias": f32}
-                ce = {"KIND": kind, "REDUCE": reduce_, "FINAL": final, "F64": f64, "BLOCK": BLOCK}
+                ce = {"KIND": int(kind), "REDUCE": reduce_, "FINAL": final, "F64": f64, "BLOCK": BLOCK}
                 yield (f"pair_fwd[{kind_name},{dt},reduce={reduce_},final={final}]",
                        pair_fwd_kernel, sig, ce)
             for ew in (0, 1):
                 sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "up_ptr": _ptr(dt),
                        "up_r_ptr": _ptr(dt), "up_f_ptr": _ptr(dt), "g_r_ptr": _ptr(dt),
                        "g_f_ptr": _ptr(dt), "n_real": "i32", "n_fake": "i32", **pair_scalars}
-                ce = {"KIND": kind, "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
+                ce = {"KIND": int(kind), "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
                 yield f"pair_bwd[{kind_name},{dt},elementwise_up={ew}]", pair_bwd_kernel, sig, ce
         sig = {"part_ptr": _ptr(acc), "out_ptr": _ptr(dt), "n": "i32", "bias": f32}
         yield f"sum_partials[{acc}->{dt}]", sum_partials_kernel, sig, {"BLOCK": PARTIALS_BLOCK}

@@ -10,7 +10,7 @@ import sys
 import torch
 
 import fastgan
-from fastgan.registry import OPS
+from fastgan.tools.cases import CASES
 
 
 def _args(spec, n, gen):
@@ -19,7 +19,7 @@ def _args(spec, n, gen):
         w = torch.rand(n, generator=gen) + 0.5
         p = torch.rand(n, generator=gen) * 2
         return [x, t, w, p]
-    shapes = [(n,), (n + 3,)] if spec.is_pair else [(n, 3)]
+    shapes = [(n,), (n + 3,)] if spec.is_discriminator else [(n, 3)]
     return spec.make_inputs(shapes, torch.float32, "cpu", gen)
 
 
@@ -71,7 +71,7 @@ def main(backend: str, quick: bool = False) -> int:
     for dynamic, (n_opts, reductions) in plan.items():
         if quick and dynamic is not None:
             continue
-        for name, spec in OPS.items():
+        for name, spec in CASES.items():
             for oi, opts in enumerate(spec.options[:n_opts]):
                 for reduction in reductions:
                     torch._dynamo.reset()

@@ -6,20 +6,20 @@ import pytest
 import torch
 
 import fastgan
-from fastgan.registry import OPS, REDUCTIONS
+from fastgan.tools.cases import CASES, REDUCTIONS
 
 from .conftest import DEVICES, runnable, usable_backends
 from .helpers import as_tuple, call
 
 
 def _cases():
-    for name, spec in OPS.items():
+    for name, spec in CASES.items():
         for oi, opts in enumerate(spec.options):
             yield pytest.param(name, opts, id=f"{name}-opt{oi}")
 
 
 def _inputs(spec, device):
-    shapes = [(5,), (3, 2)] if spec.is_pair else [(2, 3)] * len(spec.args)
+    shapes = [(5,), (3, 2)] if spec.is_discriminator else [(2, 3)] * len(spec.args)
     xs = spec.make_inputs(shapes, torch.float64, device, torch.Generator().manual_seed(3))
     # keep hinge points away from the kink, where finite differences straddle it
     return [x.detach().requires_grad_(True) for x in xs]
@@ -32,7 +32,7 @@ def _inputs(spec, device):
 def test_gradcheck_gradgradcheck(name, opts, reduction, backend, device):
     if not runnable(backend, device):
         pytest.skip(f"{backend} does not run on {device}")
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec, device)
 
     def fn(*ts):
@@ -44,13 +44,13 @@ def test_gradcheck_gradgradcheck(name, opts, reduction, backend, device):
 
 
 @pytest.mark.parametrize("backend", usable_backends())
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_create_graph_grads_equal_kernel_grads(name, backend):
     """The differentiable backward (create_graph=True) gives the same first derivatives
     as the fused backward kernel."""
     if not runnable(backend, "cpu"):
         pytest.skip("not on cpu")
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec, "cpu")
     with fastgan.use_backend(backend):
         out = call(spec, xs, {}, "mean")
@@ -61,10 +61,10 @@ def test_create_graph_grads_equal_kernel_grads(name, backend):
         torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_reference_third_order(name):
     """The reference (the torch backend) is differentiable beyond second order."""
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec, "cpu")
     out = as_tuple(spec.reference(*xs, reduction="sum"))
     x = xs[0]

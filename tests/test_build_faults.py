@@ -25,7 +25,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from fastgan.backends import native_backend as nb
+from fastgan.backends import native_loader as nb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_OK = nb.prerequisites() is None
@@ -39,7 +39,7 @@ slow = pytest.mark.slow
 # prints "NATIVE <correct> <loaded from the cache>".
 NATIVE_LOSS = """
     import torch, fastgan
-    from fastgan.backends import native_backend as nb
+    from fastgan.backends import native_loader as nb
     cached = nb.build()["cached"]
     x = torch.linspace(-3, 3, 50)
     with fastgan.use_backend("native"):
@@ -171,7 +171,7 @@ def built(tmp_path_factory) -> Path:
     if not NATIVE_OK:
         pytest.skip("no compiler or ninja")
     default = nb.cache_root()
-    out = _run('from fastgan.backends import native_backend as nb; print("PATH", nb.build()["path"])',
+    out = _run('from fastgan.backends import native_loader as nb; print("PATH", nb.build()["path"])',
                _env(default), BUILD_S)
     _ok(out)
     folder = Path(_line(out, "PATH").split(" ", 1)[1])
@@ -186,7 +186,7 @@ def built(tmp_path_factory) -> Path:
 def test_build_killed_mid_way_then_next_process_builds(tmp_path):
     cache = tmp_path / "cache"
     env = _env(cache)
-    proc = _start('from fastgan.backends import native_backend as nb; nb.build()', env)
+    proc = _start('from fastgan.backends import native_loader as nb; nb.build()', env)
     deadline = time.monotonic() + QUICK_S
     while not list(cache.glob("fastgan_native_*/lock")):  # torch's build baton: the compiler is running
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -226,7 +226,7 @@ def test_read_only_prebuilt_cache_loads_without_lock(built, shared_tmp):
     cache = shared_tmp / "cache"
     shutil.copytree(built, cache)
     _make_read_only(cache)
-    code = 'from fastgan.backends import native_backend as nb; print("STATUS", *nb.status())\n'
+    code = 'from fastgan.backends import native_loader as nb; print("STATUS", *nb.status())\n'
     code += textwrap.dedent(NATIVE_LOSS)
     out = _run_unprivileged(code, _env(cache, HOME=str(shared_tmp)), QUICK_S)
     _ok(out)

@@ -1,4 +1,5 @@
-"""The fastgan command: info, verify (and that it fails loudly on a broken kernel), bench."""
+"""The fastgan command: info, verify (and that it fails loudly on a broken kernel), bench, demo;
+the tools of ``fastgan.tools`` behind it."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import torch
 
 from fastgan import cli
 from fastgan.backends import triton_backend
-from fastgan.registry import OPS
+from fastgan.tools.cases import CASES
 
 from .conftest import runnable
 
@@ -39,7 +40,7 @@ def test_verify_passes_on_the_reference(capsys):
     assert cli.main(["verify", "--backend", "torch", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "0 failed" in out
-    for name in OPS:
+    for name in CASES:
         assert name in out
 
 
@@ -72,12 +73,12 @@ def test_verify_fails_loudly_on_a_broken_kernel(monkeypatch, capsys, target):
 
 
 def test_verify_crash_is_a_failure(monkeypatch, capsys):
-    from fastgan.backends import torch_backend
+    from fastgan import backends
 
     def crash(*a, **k):
         raise RuntimeError("kernel exploded")
 
-    monkeypatch.setattr(torch_backend, "run", crash)
+    monkeypatch.setattr(backends, "run", crash)  # every op call of fastgan.F goes through it
     assert cli.main(["verify", "--backend", "torch", "--op", "hinge_g_loss", "--quick"]) == 1
     assert "kernel exploded" in capsys.readouterr().out
 
@@ -90,7 +91,7 @@ def test_bench_quick_json_csv_plot(tmp_path, capsys):
     assert code == 0
     res = json.loads(j.read_text())
     rows = res["rows"]
-    assert {r["op"] for r in rows} == set(OPS)
+    assert {r["op"] for r in rows} == set(CASES)
     providers = {r["provider"] for r in rows}
     assert {"eager", "compile", "fastgan-torch"} <= providers
     for key in ("device_name", "torch", "timestamp", "git_commit", "copy_gb_per_s"):
@@ -99,11 +100,14 @@ def test_bench_quick_json_csv_plot(tmp_path, capsys):
     assert {r["mode"] for r in rows} == {"fwd", "bwd", "fwd+bwd"}
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert c.read_text().count("\n") == len(rows) + 1
-    assert "vs eager" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "vs eager" in out
+    # the reference fallback is timed as a provider of its own and says it is the fallback
+    assert "fastgan-torch (fallback)" in out and "reference fallback" in out
 
 
 def test_bench_bandwidth_columns_for_large_sizes():
-    from fastgan import bench
+    from fastgan.tools import bench
     case = next(c for c in bench.cases() if c.op == "bce_d_loss" and c.label == "2^20")
     assert bench.min_bytes(case, "fwd") == 2 * 2 ** 20 * 4
     assert bench.min_bytes(case, "fwd+bwd") == 3 * 2 * 2 ** 20 * 4
@@ -139,7 +143,7 @@ def _no_work(monkeypatch, module):
                                         ("compare", "--json"), ("compare", "--plot")])
 def test_unwritable_output_path_fails_before_any_work(tmp_path, monkeypatch, capsys, cmd, option, kind):
     import importlib
-    _no_work(monkeypatch, importlib.import_module(f"fastgan.{cmd}"))
+    _no_work(monkeypatch, importlib.import_module(f"fastgan.tools.{cmd}"))
     bad = _bad_paths(tmp_path)[kind]
     good = str(tmp_path / "ok.out")
     others = [o for o in ("--json", "--csv", "--plot") if o != option and (cmd == "bench" or o != "--csv")]
@@ -154,7 +158,7 @@ def test_unwritable_output_path_fails_before_any_work(tmp_path, monkeypatch, cap
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
 def test_read_only_folder_is_refused(tmp_path, monkeypatch, capsys):
-    from fastgan import bench
+    from fastgan.tools import bench
     _no_work(monkeypatch, bench)
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -182,14 +186,14 @@ def test_bench_bad_json_path_exits_fast_in_a_subprocess():
 @pytest.mark.parametrize("cmd", ["bench", "compare"])
 def test_output_path_in_the_current_folder_passes_the_check(tmp_path, monkeypatch, cmd):
     import importlib
-    _no_work(monkeypatch, importlib.import_module(f"fastgan.{cmd}"))
+    _no_work(monkeypatch, importlib.import_module(f"fastgan.tools.{cmd}"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AssertionError, match="the work started"):
         cli.main([cmd, "--quick", "--no-progress", "--json", "x.json"])
 
 
 def test_plot_without_matplotlib_fails_before_any_work(tmp_path, monkeypatch, capsys):
-    from fastgan import bench
+    from fastgan.tools import bench
     _no_work(monkeypatch, bench)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     with pytest.raises(SystemExit) as exc:
@@ -210,9 +214,28 @@ def test_demo_steps_must_be_a_positive_integer(capsys, steps):
 def test_demo_one_step(capsys):
     assert cli.main(["demo", "--steps", "1"]) == 0
     assert "after 1 steps" in capsys.readouterr().out
-    from fastgan.demo import train
+    from fastgan.tools.demo import train
     with pytest.raises(ValueError, match="steps"):
         train(steps=0, out=lambda s: None)
+
+
+def test_demo_runs():
+    from fastgan.tools.demo import train
+    lines = []
+    res = train(loss="hinge", steps=20, log_every=10, out=lines.append)
+    assert res["steps"] == 20 and len(lines) == 3
+    assert 0 <= res["modes_covered"] <= 8
+
+
+def test_tools_do_not_import_the_cli():
+    """The tools sit below the command: importing any of them leaves fastgan.cli unimported."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    code = ("import sys\n"
+            "import fastgan.tools.bench, fastgan.tools.verify, fastgan.tools.compare, fastgan.tools.demo\n"
+            "import fastgan.tools.aot, fastgan.tools.checking\n"
+            "assert 'fastgan.cli' not in sys.modules, 'a tool imported fastgan.cli'\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
 
 
 def test_unknown_option_is_reported_as_unrecognized(capsys):

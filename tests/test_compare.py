@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from fastgan import compare
+from fastgan.tools import compare
 
 pytest.importorskip("scipy")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastgan.registry import DTYPES, OPS, REDUCTIONS
+from fastgan.tools.cases import DTYPES, CASES, REDUCTIONS
 
 from .conftest import DEVICES, runnable, usable_backends
 from .helpers import check_against_reference
@@ -23,13 +23,13 @@ SHAPES = {
 
 def _shapes(spec, key):
     shapes = SHAPES[key]
-    if spec.is_pair:
+    if spec.is_discriminator:
         return shapes
     return tuple(shapes[0] for _ in spec.args)
 
 
 def _cases():
-    for name, spec in OPS.items():
+    for name, spec in CASES.items():
         for oi, opts in enumerate(spec.options):
             yield pytest.param(name, opts, id=f"{name}-opt{oi}")
 
@@ -43,8 +43,8 @@ def _cases():
 def test_against_reference(name, opts, shape, reduction, dtype, backend, device):
     if not runnable(backend, device):
         pytest.skip(f"{backend} does not run on {device}")
-    spec = OPS[name]
-    if shape == "different-sizes" and not spec.is_pair:
+    spec = CASES[name]
+    if shape == "different-sizes" and not spec.is_discriminator:
         pytest.skip("single-input op")
     gen = torch.Generator().manual_seed(hash((name, shape, reduction)) % 2 ** 31)
     tensors = spec.make_inputs(_shapes(spec, shape), dtype, device, gen)
@@ -54,12 +54,12 @@ def test_against_reference(name, opts, shape, reduction, dtype, backend, device)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_non_contiguous(name, reduction, backend, device):
     """Transposed and strided views give the same values and gradients."""
     if not runnable(backend, device):
         pytest.skip(f"{backend} does not run on {device}")
-    spec = OPS[name]
+    spec = CASES[name]
     gen = torch.Generator().manual_seed(1)
     base = spec.make_inputs([(16, 24)] * len(spec.args), torch.float32, device, gen)
     views = [t.t()[::2] for t in base]  # 12 x 16, non-contiguous
@@ -70,27 +70,27 @@ def test_non_contiguous(name, reduction, backend, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_empty(name, reduction, backend, device):
     """Empty inputs behave as torch does (mean of nothing is nan), without crashing."""
     if not runnable(backend, device):
         pytest.skip(f"{backend} does not run on {device}")
-    spec = OPS[name]
+    spec = CASES[name]
     shapes = [(0,)] * len(spec.args)
     tensors = spec.make_inputs(shapes, torch.float32, device)
     check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
-    if spec.is_pair:  # one side empty, the other not
+    if spec.is_discriminator:  # one side empty, the other not
         tensors = spec.make_inputs([(0,), (5,)], torch.float32, device)
         check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("backend", usable_backends())
-@pytest.mark.parametrize("name", [n for n, s in OPS.items() if s.is_pair])
+@pytest.mark.parametrize("name", [n for n, s in CASES.items() if s.is_discriminator])
 def test_mixed_dtypes_promote(name, backend):
     """real and fake of different dtypes promote as real.mean() + fake.mean() does."""
     if not runnable(backend, "cpu"):
         pytest.skip("not on cpu")
-    spec = OPS[name]
+    spec = CASES[name]
     real, fake = spec.make_inputs([(33,), (17,)], torch.float32)
     fake = fake.to(torch.bfloat16)
     import fastgan
@@ -106,7 +106,7 @@ def test_mixed_dtypes_promote(name, backend):
 def test_benchmark_baseline_computes_the_same_loss(name, opts, reduction):
     """The hand-written composition fastgan bench compares against computes the same
     thing as the reference (on finite inputs), so its timings compare like with like."""
-    spec = OPS[name]
+    spec = CASES[name]
     xs = spec.make_inputs([(6, 5)] * len(spec.args), torch.float64)
     a = spec.baseline(*xs, **opts, reduction=reduction)
     b = spec.reference(*xs, **opts, reduction=reduction)

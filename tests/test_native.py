@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fastgan import backends
-from fastgan.backends import native_backend as nb
+from fastgan.backends import native_loader as nb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_OK = nb.prerequisites() is None
@@ -46,7 +46,7 @@ def test_build_key_depends_on_sources_and_flags(tmp_path, monkeypatch):
 @pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
 def test_auto_picks_native_on_cpu():
     backends._resolved.clear()
-    assert backends.resolve(torch.device("cpu")) is nb
+    assert backends.resolve(torch.device("cpu")) is backends.native_backend
 
 
 @pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
@@ -85,7 +85,7 @@ def _run(code: str, tmp_path, **env):
 def test_failed_build_explicit_raises_with_compiler_message_auto_warns_once(tmp_path):
     code = f"""
         import pathlib, shutil, warnings, torch, fastgan
-        from fastgan.backends import native_backend as nb
+        from fastgan.backends import native_loader as nb
         src = pathlib.Path({str(tmp_path)!r}) / "csrc"
         shutil.copytree(nb.source_dir(), src)
         (src / "cpu.cpp").write_text((src / "cpu.cpp").read_text() + "\\nthis is not C++;\\n")

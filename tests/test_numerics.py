@@ -8,7 +8,7 @@ import torch
 
 import fastgan
 from fastgan import functional as F
-from fastgan.registry import OPS
+from fastgan.tools.cases import CASES
 
 from .conftest import runnable, usable_backends
 from .helpers import as_tuple, call
@@ -53,12 +53,12 @@ def test_bce_infinite_logits_are_the_limits(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_nan_propagates_like_reference(backend, name):
-    spec = OPS[name]
+    spec = CASES[name]
     xs = spec.make_inputs([(6,)] * len(spec.args), torch.float32)
     xs[0][2] = math.nan
-    if spec.is_pair:
+    if spec.is_discriminator:
         xs[1][4] = math.nan
     xs = [x.requires_grad_() for x in xs]
     with fastgan.use_backend(backend):
@@ -95,10 +95,10 @@ def test_zero_upstream_gradient(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_deterministic_bitwise(backend, name):
     """Same input, bit-identical output and gradients, including the two-stage reduction."""
-    spec = OPS[name]
+    spec = CASES[name]
     n = 3 * 32 * 1024 + 17  # above the single-program size: partials + second stage
     xs = [x.requires_grad_() for x in spec.make_inputs([(n,)] * len(spec.args), torch.float32)]
     results = []

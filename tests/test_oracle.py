@@ -10,24 +10,24 @@ import pytest
 import torch
 
 import fastgan
-from fastgan.registry import OPS
+from fastgan.tools.cases import CASES
 
 from .conftest import runnable, usable_backends
 from .helpers import as_tuple, call
 
 BACKENDS = [b for b in usable_backends() if runnable(b, "cpu")]
-CASES = [pytest.param(name, i, id=f"{name}-{i}")
-         for name, spec in OPS.items() for i in range(len(spec.special(torch.float64)))]
+POINTS = [pytest.param(name, i, id=f"{name}-{i}")
+         for name, spec in CASES.items() for i in range(len(spec.special(torch.float64)))]
 
 
 def test_every_op_declares_its_oracle():
     """A new op must come with its special points and closed forms."""
-    missing = [name for name, spec in OPS.items() if spec.special is None or spec.closed_form is None]
+    missing = [name for name, spec in CASES.items() if spec.special is None or spec.closed_form is None]
     assert not missing, f"ops without special points / closed forms in the registry: {missing}"
 
 
 def _case(name, i, dtype):
-    spec = OPS[name]
+    spec = CASES[name]
     tensors, opts, diff = spec.special(dtype)[i]
     return spec, tensors, opts, diff
 
@@ -57,7 +57,7 @@ def _assert_close(got, want, what, tol):
 F64 = dict(rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,i", CASES)
+@pytest.mark.parametrize("name,i", POINTS)
 def test_reference_against_closed_form(name, i):
     spec, tensors, opts, diff = _case(name, i, torch.float64)
     terms, derivs = spec.closed_form(tensors, opts)
@@ -84,7 +84,7 @@ def test_reference_bce_against_torch_at_logit_zero():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name,i", CASES)
+@pytest.mark.parametrize("name,i", POINTS)
 def test_backend_against_reference_at_special_points(name, i, backend):
     """float64: values, first and second derivatives of every backend equal the
     reference's; float32: values and first derivatives within float32 rounding."""

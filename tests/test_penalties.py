@@ -11,12 +11,12 @@ from torch import nn
 
 import fastgan
 from fastgan import functional as F
-from fastgan.registry import DTYPES, OPS
+from fastgan.tools.cases import DTYPES, CASES
 
 from .conftest import DEVICES, runnable, usable_backends
 from .helpers import check_against_reference
 
-SPEC = OPS["grad_norm_penalty"]
+SPEC = CASES["grad_norm_penalty"]
 SHAPES = [(1, 3, 8, 8), (64, 3, 32, 32), (4, 1, 256, 256), (1000, 2)]
 
 

@@ -10,7 +10,7 @@ import torch.autograd.forward_ad as fwAD
 from torch.func import grad, jacrev, jvp, vmap
 
 import fastgan
-from fastgan.registry import OPS
+from fastgan.tools.cases import CASES
 
 from .conftest import runnable, usable_backends
 from .helpers import as_tuple, call
@@ -19,7 +19,7 @@ BACKENDS = [b for b in usable_backends() if runnable(b, "cpu")]
 
 
 def _inputs(spec, batch=None):
-    shapes = [(5,), (4,)] if spec.is_pair else [(3, 4)] * len(spec.args)
+    shapes = [(5,), (4,)] if spec.is_discriminator else [(3, 4)] * len(spec.args)
     if batch:
         shapes = [(batch, *s) for s in shapes]
     return spec.make_inputs(shapes, torch.float64, "cpu", torch.Generator().manual_seed(5))
@@ -38,9 +38,9 @@ def _eager_grads(spec, xs, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_func_grad(name, backend):
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec)
     with fastgan.use_backend(backend):
         got = grad(_scalar(spec), argnums=tuple(range(len(xs))))(*xs)
@@ -49,9 +49,9 @@ def test_func_grad(name, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_func_vmap(name, backend):
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec, batch=3)
     with fastgan.use_backend(backend):
         got = vmap(lambda *a: call(spec, a, {}, "mean"))(*xs)
@@ -60,9 +60,9 @@ def test_func_vmap(name, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_func_jacrev(name, backend):
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec)
     with fastgan.use_backend(backend):
         jac = jacrev(lambda a: _scalar(spec, "mean")(a, *xs[1:]))(xs[0])
@@ -73,9 +73,9 @@ def test_func_jacrev(name, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("name", list(CASES))
 def test_func_jvp_and_forward_ad(name, backend):
-    spec = OPS[name]
+    spec = CASES[name]
     xs = _inputs(spec)
     tangents = [torch.randn_like(x) for x in xs]
     want = sum((g * t).sum() for g, t in zip(_eager_grads(spec, xs, backend), tangents))
@@ -100,4 +100,4 @@ def test_plain_calls_still_use_the_fused_backend():
         assert "AddBackward" not in type(out.grad_fn).__name__, (name, out.grad_fn)  # not the reference's graph
     with fastgan.use_backend("torch"):
         assert "AddBackward" in type(fastgan.F.hinge_d_loss(x, x).grad_fn).__name__
-    assert backends._transformed() is False
+    assert backends.transformed() is False

@@ -1,10 +1,17 @@
 """Backend selection: ``"auto"`` (default), ``"triton"``, ``"native"``, ``"torch"``.
 
-A backend is a module-like object with
+The call path: ``fastgan.functional`` checks the arguments and calls ``run``, which
+picks the backend for the tensors' device and calls it once:
 
-* ``status() -> (usable, reason)`` for this process,
-* ``check_device(device) -> None | reason`` for the tensors at hand,
-* ``run(spec, tensors, kwargs, reduction)`` implementing the registry's ops.
+* ``"torch"``: the op's reference (``fastgan.reference``);
+* a fused backend (``triton_backend``, ``native_backend``): one entry point per op
+  family, ``pair_loss(name, kwargs, PairOptions, reduction, real, fake)``,
+  ``bce_loss(input, target, weight, pos_weight, reduction)`` or
+  ``penalty(grads, center, one_sided, reduction)``, with the options lowered once
+  (``OpSpec.lower``) and the inputs in one dtype.
+
+Each backend module also has ``status() -> (usable, reason)`` for this process and
+``check_device(device) -> None | reason`` for the tensors at hand.
 
 ``"auto"`` picks the fastest usable backend for the tensors' device and never
 fails where ``"torch"`` works.  A backend named explicitly never falls back: if it
@@ -22,6 +29,7 @@ and the reference is differentiable in every mode.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -29,9 +37,9 @@ from typing import Dict, Iterator, Tuple
 
 import torch
 
-from ..registry import OpSpec
-from . import native_backend, torch_backend, triton_backend
-from ._fused import transformed as _transformed
+from ..registry import OPS, Family, OpSpec
+from . import native_backend, native_loader, torch_backend, triton_backend
+from .modes import transformed
 
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
 NAMES = ("auto", *BACKENDS)
@@ -64,8 +72,7 @@ def _process_default() -> str:
 
 def available_backends() -> Dict[str, Tuple[bool, str]]:
     """Backend name -> ``(usable, reason)`` for this process."""
-    out = {name: tuple(b.status()) for name, b in BACKENDS.items()}
-    return out
+    return {name: tuple(b.status()) for name, b in BACKENDS.items()}
 
 
 def get_backend() -> str:
@@ -118,9 +125,9 @@ def _native_if_it_builds(device: torch.device):
     ok, reason = native_backend.status()
     try:
         if not ok:
-            raise native_backend.NativeBuildError(reason)
-        native_backend.ensure_built()
-    except native_backend.NativeBuildError as exc:
+            raise native_loader.NativeBuildError(reason)
+        native_loader.build()
+    except native_loader.NativeBuildError as exc:
         if "native" not in _warned:
             _warned.add("native")
             warnings.warn(f"fastgan: the native extension is not available, so 'auto' uses the next backend. "
@@ -182,21 +189,55 @@ def _resolve_for_compile(selection: str, device_type: str) -> str:
     extension: file system calls and hashing Dynamo cannot trace); the backend's name."""
     backend = resolve(torch.device(device_type))
     if backend is native_backend:
-        native_backend.ensure_built()
+        native_loader.build()
     return next(name for name, b in BACKENDS.items() if b is backend)
 
 
+@functools.lru_cache(maxsize=1024)
+def _lowered(name: str, options: tuple):
+    """``OPS[name].lower(**options)``, remembered: a training loop passes the same options
+    every step, and building the ``PairOptions`` costs most of a microsecond."""
+    return OPS[name].lower(**dict(options))
+
+
+def _promoted(a: torch.Tensor, b: torch.Tensor):
+    """``a`` and ``b`` in one dtype, as torch promotes ``a.mean() + b.mean()`` (the
+    kernels take one dtype; the conversions are differentiable)."""
+    if a.dtype == b.dtype:
+        return a, b
+    dt = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dt), b.to(dt)
+
+
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
+    """Run ``spec`` on the backend selected for the tensors' device."""
     x = tensors[0]
-    if torch.compiler.is_compiling():
+    compiling = torch.compiler.is_compiling()
+    if compiling:
         backend = BACKENDS[_resolve_for_compile(get_backend(), x.device.type)]
-    elif _transformed():
+    elif transformed():
         backend = torch_backend
     else:
-        backend = _resolved.get((_override.name or _process_default(), _device_type(x)))
-        if backend is None:
-            backend = resolve(x.device)
-    return backend.run(spec, tensors, kwargs, reduction)
+        backend = _resolved.get((_override.name or _process_default(), _device_type(x))) or resolve(x.device)
+    if backend is torch_backend:
+        return spec.reference(*tensors, **kwargs, reduction=reduction)
+    if spec.family is Family.PAIR:
+        # under compile the options may be symbolic: lowered in the trace, not remembered
+        opts = spec.lower(**kwargs) if compiling else _lowered(spec.name, tuple(kwargs.items()))
+        if len(tensors) == 1:
+            return backend.pair_loss(spec.name, kwargs, opts, reduction, None, tensors[0])
+        real, fake = _promoted(*tensors)
+        out = backend.pair_loss(spec.name, kwargs, opts, reduction, real, fake)
+        if reduction == "none" and tensors[0].dtype != tensors[1].dtype:
+            # "none" of inputs of two dtypes: each side's terms in its input's dtype
+            return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
+        return out
+    if spec.family is Family.BCE:
+        x, t = _promoted(*tensors)
+        out = backend.bce_loss(x, t, kwargs["weight"], kwargs["pos_weight"], reduction)
+        return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
+    return backend.penalty(tensors[0], float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)),
+                           reduction)
 
 
 __all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "resolve", "BACKENDS", "NAMES"]

@@ -1,49 +1,60 @@
-"""The ``"triton"`` backend: launchers for the kernels in ``kernels/``.
+"""The ``"triton"`` backend: the kernels of ``kernels/`` with their launchers, autograd
+and torch.compile wrappers, read top to bottom.
 
-Autograd and torch.compile support are shared with the native backend
-(``_fused.py``): an ``autograd.Function`` calling these launchers directly in
-eager mode and through ``torch.library.custom_op`` wrappers under torch.compile.
+* ``status`` / ``check_device``: can this process and these tensors run the kernels.
+* Launchers: tensors and ``PairOptions`` → kernel arguments → kernel launches.
+* Custom ops (``fastgan::triton_*``): the launchers as opaque ops with fake
+  implementations, so that under ``torch.compile`` Dynamo captures a loss without
+  graph breaks.  In eager mode the autograd Functions call the launchers directly
+  (the custom-op round trip costs per call; benchmarks/results/overhead-cpu.md).
+* Autograd Functions: the forward is the fused kernel; so is the backward, except
+  where a graph of the backward is requested (``create_graph=True``), under a
+  ``torch.func`` transform or ``vmap``, or where the target / weights of the drop-in
+  BCE need gradients: there the backward is the vector-Jacobian product of the
+  reference (``fastgan.reference``), differentiable to any order and the same rule
+  as the ``"torch"`` backend.
+* ``pair_loss`` / ``bce_loss`` / ``penalty``: the entry points ``fastgan.backends.run``
+  calls.
 """
 from __future__ import annotations
 
 import math
-import sys
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from . import _fused
-from ._fused import _acc_dtype
-from .._kernels import import_kernels
-from ..registry import OpSpec
+from .. import reference
+from ..registry import OPS, Kind, PairOptions, Side
+from .modes import compiling, vmapped
 
-_kernels = None
-_penalty = None
 _import_error: Optional[str] = None
+_status: Optional[Tuple[bool, str]] = None
 
 
-def _load():
-    """Import the kernels lazily: TRITON_INTERPRET is read when they are decorated."""
-    global _kernels, _penalty, _import_error
-    if _kernels is None and _import_error is None:
+def _kernels():
+    """``(fastgan.kernels.losses, fastgan.kernels.penalty)``, imported on first use:
+    ``TRITON_INTERPRET`` is read when the kernels are decorated."""
+    from ..kernels import losses, penalty
+    return losses, penalty
+
+
+def _importable() -> bool:
+    global _import_error
+    if _import_error is None:
         try:
-            _kernels = import_kernels("losses")
-            _penalty = import_kernels("penalty")
+            _kernels()
+            _import_error = ""
         except ModuleNotFoundError as exc:
             hint = "; install it with `pip install triton`" if exc.name == "triton" else ""
             _import_error = f"{type(exc).__name__}: {exc}{hint}"
         except Exception as exc:  # a broken triton install
             _import_error = f"{type(exc).__name__}: {exc}"
-    return _kernels
+    return not _import_error
 
 
 def interpreted() -> bool:
-    k = _load()
-    return k is not None and type(k.pair_fwd_kernel).__name__ == "InterpretedFunction"
-
-
-_status: Optional[Tuple[bool, str]] = None
+    return _importable() and type(_kernels()[0].pair_fwd_kernel).__name__ == "InterpretedFunction"
 
 
 def status() -> Tuple[bool, str]:
@@ -55,8 +66,7 @@ def status() -> Tuple[bool, str]:
 
 
 def _compute_status() -> Tuple[bool, str]:
-    k = _load()
-    if k is None:
+    if not _importable():
         return False, f"the Triton kernels cannot be imported ({_import_error})"
     import triton
     if interpreted():
@@ -79,16 +89,17 @@ def check_device(device: torch.device) -> Optional[str]:
 
 # --------------------------------------------------------------------------- launchers
 
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1) if x.is_contiguous() else x.contiguous().view(-1)
 
 
-def _side(side, n: int, reduction: str):
-    """Kernel scalars of one side: sgn, t_hi, t_lo, w_hi, w_lo."""
-    k = _kernels
-    sgn, t = side if side is not None else (1.0, 0.0)
-    w = 1.0 / n if (reduction == "mean" and n > 0) else 1.0
-    return (float(sgn), *k.split(float(t)), *k.split(w))
+def _weight(reduction: str, n: int) -> float:
+    """The reduction's weight of each term: 1/n for a mean, else 1."""
+    return 1.0 / n if (reduction == "mean" and n > 0) else 1.0
 
 
 def _bias(reduction: str, sizes: Sequence[int]) -> float:
@@ -96,27 +107,35 @@ def _bias(reduction: str, sizes: Sequence[int]) -> float:
     return math.nan if reduction == "mean" and any(n == 0 for n in sizes) else 0.0
 
 
-def pair_forward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_f,
-                 reduction: str) -> List[Tensor]:
-    k = _load()
+def _side_args(k, side: Optional[Side], n: int, reduction: str):
+    """One side's kernel scalars: sgn, label (hi, lo), weight (hi, lo)."""
+    side = side or Side(1.0, 0.0)  # no real side: no element reads it
+    return (float(side.sgn), *k.split(side.label), *k.split(_weight(reduction, n)))
+
+
+def _pair_operands(k, real: Optional[Tensor], fake: Tensor, opts: PairOptions, reduction: str):
+    """Flat real and fake (fake again in the real slot without real), their sizes, and
+    both sides' kernel scalars."""
     fk = _flat(fake)
     rk = _flat(real) if real is not None else fk
     n_r = real.numel() if real is not None else 0
     n_f = fake.numel()
-    scalars = (*_side(side_r, n_r, reduction), *_side(side_f, n_f, reduction))
-    f64 = fake.dtype == torch.float64
-    common = dict(KIND=k.KINDS[kind], F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    return rk, fk, n_r, n_f, (*_side_args(k, opts.real, n_r, reduction), *_side_args(k, opts.fake, n_f, reduction))
+
+
+def pair_forward(real: Optional[Tensor], fake: Tensor, opts: PairOptions, reduction: str) -> List[Tensor]:
+    """``[loss]``, or with ``"none"`` ``[real terms (empty without real), fake terms]``."""
+    k, _ = _kernels()
+    rk, fk, n_r, n_f, scalars = _pair_operands(k, real, fake, opts, reduction)
+    common = dict(KIND=int(opts.kind), F64=fake.dtype == torch.float64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
     if reduction == "none":
         out_r = torch.empty_like(rk) if real is not None else rk.new_empty(0)
         out_f = torch.empty_like(fk)
-        total = n_r + n_f
-        if total:
-            k.pair_fwd_kernel[(k.elementwise_grid(total),)](
-                rk, fk, out_r, out_f, out_f, n_r, n_f, 1, *scalars, 0.0,
-                REDUCE=0, FINAL=0, **common)
+        if n_r + n_f:
+            k.pair_fwd_kernel[(k.elementwise_grid(n_r + n_f),)](
+                rk, fk, out_r, out_f, out_f, n_r, n_f, 1, *scalars, 0.0, REDUCE=0, FINAL=0, **common)
         return [out_r.view(real.shape) if real is not None else out_r, out_f.view(fake.shape)]
-    sizes = (n_r, n_f) if real is not None else (n_f,)
-    bias = _bias(reduction, sizes)
+    bias = _bias(reduction, (n_r, n_f) if real is not None else (n_f,))
     plan = k.reduce_plan(n_r + n_f)
     out = torch.empty((), dtype=fake.dtype, device=fake.device)
     if plan.final:
@@ -126,36 +145,30 @@ def pair_forward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_f
         part = torch.empty(plan.programs, dtype=_acc_dtype(fake.dtype), device=fake.device)
         k.pair_fwd_kernel[(plan.programs,)](rk, fk, rk, fk, part, n_r, n_f, plan.iters, *scalars, 0.0,
                                             REDUCE=1, FINAL=0, **common)
-        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK,
-                                    num_warps=k.NUM_WARPS)
+        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
     return [out]
 
 
-def pair_backward(kind: str, real: Optional[Tensor], fake: Tensor, side_r, side_f, reduction: str,
+def pair_backward(real: Optional[Tensor], fake: Tensor, opts: PairOptions, reduction: str,
                   grads: Sequence[Tensor]) -> List[Tensor]:
-    k = _load()
-    fk = _flat(fake)
-    rk = _flat(real) if real is not None else fk
-    n_r = real.numel() if real is not None else 0
-    n_f = fake.numel()
-    scalars = (*_side(side_r, n_r, reduction), *_side(side_f, n_f, reduction))
+    """``[d real (empty without real), d fake]`` for the upstream ``grads`` (one 0-d
+    tensor; with ``"none"`` one per output)."""
+    k, _ = _kernels()
+    rk, fk, n_r, n_f, scalars = _pair_operands(k, real, fake, opts, reduction)
     g_r = torch.empty_like(rk) if real is not None else rk.new_empty(0)
     g_f = torch.empty_like(fk)
     if reduction == "none":
         up = grads[-1]
         up_r = _flat(grads[0].to(rk.dtype)) if real is not None else fk
         up_f = _flat(grads[-1].to(fk.dtype))
-        ew = 1
     else:
         up = grads[0].to(fk.dtype)
         up_r = up_f = fk
-        ew = 0
-    total = n_r + n_f
-    if total:
-        k.pair_bwd_kernel[(k.elementwise_grid(total),)](
-            rk, fk, up, up_r, up_f, g_r, g_f, n_r, n_f, *scalars,
-            KIND=k.KINDS[kind], ELEMENTWISE_UP=ew, F64=fk.dtype == torch.float64,
-            BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+    if n_r + n_f:
+        k.pair_bwd_kernel[(k.elementwise_grid(n_r + n_f),)](
+            rk, fk, up, up_r, up_f, g_r, g_f, n_r, n_f, *scalars, KIND=int(opts.kind),
+            ELEMENTWISE_UP=int(reduction == "none"), F64=fk.dtype == torch.float64, BLOCK=k.BLOCK,
+            num_warps=k.NUM_WARPS)
     return [g_r.view(real.shape) if real is not None else g_r, g_f.view(fake.shape)]
 
 
@@ -163,16 +176,15 @@ def _bce_operands(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Op
     """Flat operands; the target, weight and pos_weight in the accumulation dtype, so a
     weight of 1e5 or 1e-8 or a label of 0.9 is never rounded to a half type first."""
     acc = _acc_dtype(x.dtype)
-    xk = _flat(x)
     tk = _flat(t.to(acc))
     wk = _flat(weight.to(acc).expand(x.shape)) if weight is not None else tk
     pk = _flat(pos_weight.to(acc).expand(x.shape)) if pos_weight is not None else tk
-    return xk, tk, wk, pk
+    return _flat(x), tk, wk, pk
 
 
 def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
-                reduction: str) -> List[Tensor]:
-    k = _load()
+                reduction: str) -> Tensor:
+    k, _ = _kernels()
     xk, tk, wk, pk = _bce_operands(x, t, weight, pos_weight)
     n = x.numel()
     common = dict(HAS_W=int(weight is not None), HAS_PW=int(pos_weight is not None),
@@ -180,10 +192,10 @@ def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
     if reduction == "none":
         out = torch.empty_like(xk)
         if n:
-            k.bce_fwd_kernel[(k.elementwise_grid(n),)](xk, tk, wk, pk, out, n, 1, 1.0, 0.0, 0.0,
+            k.bce_fwd_kernel[(k.elementwise_grid(n),)](xk, tk, wk, pk, out, n, 1, *k.split(1.0), 0.0,
                                                        REDUCE=0, FINAL=0, **common)
-        return [out.view(x.shape)]
-    w = k.split(1.0 / n if (reduction == "mean" and n) else 1.0)
+        return out.view(x.shape)
+    w = k.split(_weight(reduction, n))
     bias = _bias(reduction, (n,))
     plan = k.reduce_plan(n)
     out = torch.empty((), dtype=x.dtype, device=x.device)
@@ -193,90 +205,293 @@ def bce_forward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Opti
         part = torch.empty(plan.programs, dtype=_acc_dtype(x.dtype), device=x.device)
         k.bce_fwd_kernel[(plan.programs,)](xk, tk, wk, pk, part, n, plan.iters, *w, 0.0,
                                            REDUCE=1, FINAL=0, **common)
-        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK,
-                                    num_warps=k.NUM_WARPS)
-    return [out]
+        k.sum_partials_kernel[(1,)](part, out, plan.programs, bias, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
+    return out
 
 
 def bce_backward(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
                  reduction: str, up: Tensor) -> Tensor:
-    k = _load()
+    """The gradient of the input (the kernel has no other)."""
+    k, _ = _kernels()
     xk, tk, wk, pk = _bce_operands(x, t, weight, pos_weight)
     n = x.numel()
     g = torch.empty_like(xk)
     ew = int(reduction == "none")
     upk = _flat(up.to(x.dtype)) if ew else up.to(x.dtype)
-    w = k.split(1.0 / n if (reduction == "mean" and n) else 1.0)
     if n:
         k.bce_bwd_kernel[(k.elementwise_grid(n),)](
-            xk, tk, wk, pk, upk, g, n, *w, HAS_W=int(weight is not None),
+            xk, tk, wk, pk, upk, g, n, *k.split(_weight(reduction, n)), HAS_W=int(weight is not None),
             HAS_PW=int(pos_weight is not None), ELEMENTWISE_UP=ew, F64=x.dtype == torch.float64,
             BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
     return g.view(x.shape)
 
 
-def _rows(g: Tensor):
+def _rows(g: Tensor) -> Tuple[int, int]:
     B = g.shape[0]
     return B, (g.numel() // B if B else 0)
 
 
-def _center(center: float, one_sided: bool):
+def _center_flags(center: float, one_sided: bool) -> Tuple[int, int]:
     # c = 0 is the squared norm, whether one-sided or not (n >= 0)
-    zero = center == 0
-    return zero, (0 if zero else int(one_sided))
+    return int(center == 0), (0 if center == 0 else int(one_sided))
 
 
 def penalty_forward(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
-    """Returns ``[penalty (or per-sample terms), per-sample squared norms]``."""
-    _load()
-    kp = _penalty
+    """``[penalty (or per-sample terms), per-sample squared norms]``."""
+    _, kp = _kernels()
     B, D = _rows(g)
-    gk = _flat(g)
     acc = _acc_dtype(g.dtype)
     f64 = g.dtype == torch.float64
     plan = kp.row_plan(B, D)
     part = torch.empty(B * plan.splits, dtype=acc, device=g.device)
-    kp.sqnorm_partial_kernel[plan.grid](gk, part, B, D, plan.splits, plan.iters, F64=f64, ROWS=plan.rows,
+    kp.sqnorm_partial_kernel[plan.grid](_flat(g), part, B, D, plan.splits, plan.iters, F64=f64, ROWS=plan.rows,
                                         BLOCK_D=plan.block_d, num_warps=kp.NUM_WARPS)
     sq = torch.empty(B, dtype=acc, device=g.device)
-    center_zero, one = _center(center, one_sided)
-    if reduction == "none":
-        terms = torch.empty(B, dtype=g.dtype, device=g.device)
-        out = terms
-    else:
-        out = torch.empty((), dtype=g.dtype, device=g.device)
-        terms = out
-    w = 1.0 / B if (reduction == "mean" and B) else 1.0
-    kp.penalty_finish_kernel[(1,)](part, sq, terms, out, B, plan.splits, *kp.split(float(center)), *kp.split(w),
-                                   _bias(reduction, (B,)), ONE_SIDED=one, CENTER_ZERO=int(center_zero),
-                                   REDUCE=int(reduction != "none"), F64=f64, ROWS=kp.FINISH_ROWS,
-                                   SPLITS=kp.FINISH_SPLITS, num_warps=kp.NUM_WARPS)
+    center_zero, one = _center_flags(center, one_sided)
+    out = torch.empty((B,) if reduction == "none" else (), dtype=g.dtype, device=g.device)
+    kp.penalty_finish_kernel[(1,)](part, sq, out, out, B, plan.splits, *kp.split(center),
+                                   *kp.split(_weight(reduction, B)), _bias(reduction, (B,)), ONE_SIDED=one,
+                                   CENTER_ZERO=center_zero, REDUCE=int(reduction != "none"), F64=f64,
+                                   ROWS=kp.FINISH_ROWS, SPLITS=kp.FINISH_SPLITS, num_warps=kp.NUM_WARPS)
     return [out, sq]
 
 
 def penalty_backward(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str,
                      up: Tensor) -> Tensor:
-    _load()
-    kp = _penalty
+    _, kp = _kernels()
     B, D = _rows(g)
     gk = _flat(g)
     dg = torch.empty_like(gk)
     plan = kp.row_plan(B, D)
-    center_zero, one = _center(center, one_sided)
-    ew = int(reduction == "none")
-    w = 1.0 / B if (reduction == "mean" and B) else 1.0
-    upk = up.to(g.dtype).contiguous()
+    center_zero, one = _center_flags(center, one_sided)
     if gk.numel():
-        kp.penalty_bwd_kernel[plan.grid](gk, sq, upk, dg, B, D, plan.splits, plan.iters,
-                                         *kp.split(float(center)), *kp.split(w), ONE_SIDED=one,
-                                         CENTER_ZERO=int(center_zero), ELEMENTWISE_UP=ew,
+        kp.penalty_bwd_kernel[plan.grid](gk, sq, up.to(g.dtype).contiguous(), dg, B, D, plan.splits, plan.iters,
+                                         *kp.split(center), *kp.split(_weight(reduction, B)), ONE_SIDED=one,
+                                         CENTER_ZERO=center_zero, ELEMENTWISE_UP=int(reduction == "none"),
                                          F64=g.dtype == torch.float64, ROWS=plan.rows, BLOCK_D=plan.block_d,
                                          num_warps=kp.NUM_WARPS)
     return dg.view(g.shape)
 
 
-def run(spec: OpSpec, tensors: Sequence[Tensor], kwargs: dict, reduction: str):
-    return _fused.run("triton", spec, tensors, kwargs, reduction)
+# --------------------------------------------------------------------------- custom ops (torch.compile)
+#
+# A custom op takes primitive arguments: PairOptions crosses as (kind, params) and is
+# rebuilt on the other side, the one conversion of the typed value.
+
+def _unpack(kind: int, params: Sequence[float], has_real: bool) -> PairOptions:
+    real = Side(params[0], params[1]) if has_real else None
+    return PairOptions(Kind(kind), real, Side(params[2], params[3]))
 
 
-_fused.register_impl("triton", sys.modules[__name__])
+def _fake_like(x: Tensor) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastgan::triton_pair_loss", mutates_args=())
+def _pair_loss_op(real: Optional[Tensor], fake: Tensor, kind: int, params: List[float],
+                  reduction: str) -> List[Tensor]:
+    return pair_forward(real, fake, _unpack(kind, params, real is not None), reduction)
+
+
+@_pair_loss_op.register_fake
+def _(real, fake, kind, params, reduction):
+    if reduction == "none":
+        return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
+    return [fake.new_empty(())]
+
+
+@torch.library.custom_op("fastgan::triton_pair_loss_backward", mutates_args=())
+def _pair_loss_bwd_op(real: Optional[Tensor], fake: Tensor, kind: int, params: List[float], reduction: str,
+                      grads: List[Tensor]) -> List[Tensor]:
+    return pair_backward(real, fake, _unpack(kind, params, real is not None), reduction, grads)
+
+
+@_pair_loss_bwd_op.register_fake
+def _(real, fake, kind, params, reduction, grads):
+    return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
+
+
+@torch.library.custom_op("fastgan::triton_bce_with_logits", mutates_args=())
+def _bce_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+            reduction: str) -> Tensor:
+    return bce_forward(x, t, weight, pos_weight, reduction)
+
+
+@_bce_op.register_fake
+def _(x, t, weight, pos_weight, reduction):
+    return _fake_like(x) if reduction == "none" else x.new_empty(())
+
+
+@torch.library.custom_op("fastgan::triton_bce_with_logits_backward", mutates_args=())
+def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
+                reduction: str, up: Tensor, needs: List[bool]) -> List[Tensor]:
+    """The gradients ``needs`` asks for, in the order (input, target, weight, pos_weight);
+    an empty tensor where none is asked for.  The input's alone come from the fused
+    kernel; the others from the reference's VJP, evaluated here, outside the trace."""
+    if not any(needs[1:]):
+        grads = [bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None]
+    else:
+        # torch.func's vjp: plain autograd is switched off inside a custom op
+        given = [v for v in (x, t, weight, pos_weight) if v is not None]
+
+        def loss(*a):
+            it = iter(a)
+            x_, t_, w_, p_ = [next(it) if v is not None else None for v in (x, t, weight, pos_weight)]
+            return reference.binary_cross_entropy_with_logits(x_, t_, w_, reduction, p_)
+
+        res = iter(torch.func.vjp(loss, *given)[1](up))
+        grads = [next(res) if v is not None else None for v in (x, t, weight, pos_weight)]
+        grads = [g if need else None for g, need in zip(grads, needs)]
+    # contiguous, as the fake implementation says (the VJP keeps a transposed input's strides)
+    return [g.contiguous() if g is not None else x.new_empty(0) for g in grads]
+
+
+@_bce_bwd_op.register_fake
+def _(x, t, weight, pos_weight, reduction, up, needs):
+    likes = (x, t, weight, pos_weight)
+    return [_fake_like(v) if (need and v is not None) else x.new_empty(0) for v, need in zip(likes, needs)]
+
+
+@torch.library.custom_op("fastgan::triton_grad_norm_penalty", mutates_args=())
+def _penalty_op(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
+    return penalty_forward(g, center, one_sided, reduction)
+
+
+@_penalty_op.register_fake
+def _(g, center, one_sided, reduction):
+    B = g.shape[0]
+    out = g.new_empty((B,)) if reduction == "none" else g.new_empty(())
+    return [out, g.new_empty((B,), dtype=_acc_dtype(g.dtype))]
+
+
+@torch.library.custom_op("fastgan::triton_grad_norm_penalty_backward", mutates_args=())
+def _penalty_bwd_op(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str, up: Tensor) -> Tensor:
+    return penalty_backward(g, sq, center, one_sided, reduction, up)
+
+
+@_penalty_bwd_op.register_fake
+def _(g, sq, center, one_sided, reduction, up):
+    return _fake_like(g)
+
+
+# --------------------------------------------------------------------------- autograd
+
+def _reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor], needs: Sequence[bool]):
+    """The backward as the reference's vector-Jacobian product: one gradient (or None)
+    per input, for the inputs whose ``needs`` is set; with a graph when grad mode is on
+    (``create_graph=True``: double backward).
+
+    The reference is evaluated on fresh views of the saved inputs, and differentiated
+    with respect to those views: each view's gradient is then the partial derivative
+    through that argument alone.  Differentiating with respect to the saved tensors
+    themselves would also follow the paths between them (a target computed from the
+    logits, ``real`` and ``fake`` the same tensor) and autograd would add those paths
+    a second time.  With a graph, the views keep it to the saved tensors, so a double
+    backward reaches everything they depend on; without one, detached leaves do."""
+    create_graph = torch.is_grad_enabled()
+
+    def leaf(x):
+        return x.view_as(x) if (create_graph and x.requires_grad) else x.detach().requires_grad_()
+
+    with torch.enable_grad():
+        views = [leaf(x) if (x is not None and need) else x for x, need in zip(inputs, needs)]
+        out = fn(*views)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        wrt = [v for v, need in zip(views, needs) if v is not None and need]
+        res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=create_graph, allow_unused=True))
+    return [next(res) if (x is not None and need) else None for x, need in zip(inputs, needs)]
+
+
+class _PairLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, name: str, kwargs: dict, opts: PairOptions, reduction: str, real, fake):
+        ctx.meta = (name, kwargs, opts, reduction)
+        ctx.save_for_backward(real, fake)
+        if compiling():
+            outs = _pair_loss_op(real, fake, int(opts.kind), opts.params(), reduction)
+        else:
+            outs = pair_forward(real, fake, opts, reduction)
+        if reduction == "none":
+            return (outs[0], outs[1]) if real is not None else outs[1]
+        return outs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        name, kwargs, opts, reduction = ctx.meta
+        real, fake = ctx.saved_tensors
+        if compiling():
+            g_r, g_f = _pair_loss_bwd_op(real, fake, int(opts.kind), opts.params(), reduction, list(grads))
+        elif torch.is_grad_enabled() or vmapped(grads):
+            ref = OPS[name].reference
+            inputs = [real, fake] if real is not None else [fake]
+            needs = ctx.needs_input_grad[4:] if real is not None else ctx.needs_input_grad[5:]
+            res = _reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads, needs)
+            g_r, g_f = res if real is not None else (None, res[0])
+        else:
+            g_r, g_f = pair_backward(real, fake, opts, reduction, grads)
+        return None, None, None, None, (g_r if real is not None else None), g_f
+
+
+class _BCEWithLogits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, reduction: str, x, t, weight, pos_weight):
+        ctx.reduction = reduction
+        ctx.save_for_backward(x, t, weight, pos_weight)
+        if compiling():
+            return _bce_op(x, t, weight, pos_weight, reduction)
+        return bce_forward(x, t, weight, pos_weight, reduction)
+
+    @staticmethod
+    def backward(ctx, up):
+        x, t, weight, pos_weight = ctx.saved_tensors
+        reduction = ctx.reduction
+        needs = ctx.needs_input_grad[1:]
+        if compiling():
+            grads = _bce_bwd_op(x, t, weight, pos_weight, reduction, up, list(needs))
+            return (None, *[g if need else None for g, need in zip(grads, needs)])
+        if any(needs[1:]) or torch.is_grad_enabled() or vmapped([up]):
+            # gradients of target / weight / pos_weight, or a graph of the backward
+            return (None, *_reference_vjp(
+                lambda a, b, w, p: reference.binary_cross_entropy_with_logits(a, b, w, reduction, p),
+                [x, t, weight, pos_weight], [up], needs))
+        return None, bce_backward(x, t, weight, pos_weight, reduction, up), None, None, None
+
+
+class _GradNormPenalty(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, center: float, one_sided: bool, reduction: str, g):
+        if compiling():
+            out, sq = _penalty_op(g, center, one_sided, reduction)
+        else:
+            out, sq = penalty_forward(g, center, one_sided, reduction)
+        ctx.meta = (center, one_sided, reduction)
+        ctx.save_for_backward(g, sq)
+        return out
+
+    @staticmethod
+    def backward(ctx, up):
+        center, one_sided, reduction = ctx.meta
+        g, sq = ctx.saved_tensors
+        if compiling():
+            return None, None, None, _penalty_bwd_op(g, sq, center, one_sided, reduction, up)
+        if torch.is_grad_enabled() or vmapped([up]):
+            (dg,) = _reference_vjp(lambda x: reference.grad_norm_penalty(
+                x, center=center, one_sided=one_sided, reduction=reduction), [g], [up], [True])
+            return None, None, None, dg
+        return None, None, None, penalty_backward(g, sq, center, one_sided, reduction, up)
+
+
+# --------------------------------------------------------------------------- entry points
+
+def pair_loss(name: str, kwargs: dict, opts: PairOptions, reduction: str, real: Optional[Tensor], fake: Tensor):
+    """A pair loss with autograd; ``real`` and ``fake`` in one dtype (``backends.run``
+    promotes).  ``name`` and ``kwargs`` select the reference for the VJP backward."""
+    return _PairLoss.apply(name, kwargs, opts, reduction, real, fake)
+
+
+def bce_loss(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor], reduction: str):
+    return _BCEWithLogits.apply(reduction, x, t, weight, pos_weight)
+
+
+def penalty(g: Tensor, center: float, one_sided: bool, reduction: str):
+    return _GradNormPenalty.apply(center, one_sided, reduction, g)

@@ -47,8 +47,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from . import functional as F
-from .cli import check_outputs
+from .. import functional as F
+from .args import check_outputs
 
 
 # --------------------------------------------------------------------------- data

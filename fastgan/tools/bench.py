@@ -1,11 +1,20 @@
 """``fastgan bench``: every op, forward / backward / forward+backward, over a size sweep,
 against eager PyTorch and ``torch.compile``, side by side in one run.
 
-Providers: ``eager`` (the composition a user writes by hand: the registry's
-``baseline``, e.g. ``relu(1 − x).mean() + relu(1 + y).mean()``, or torch's own
-``binary_cross_entropy_with_logits``), ``compile`` (``torch.compile`` of that
-composition; with donated buffers off so its backward can be timed alone) and ``fastgan-<backend>`` for each
-fastgan backend usable on the device (the Triton interpreter is never timed).
+Providers (``PROVIDERS`` describes each; the table ends with that legend):
+
+* ``eager``: the composition a user writes by hand, the op's ``baseline`` in
+  ``tools/cases.py``, e.g. ``relu(1 − x).mean() + relu(1 + y).mean()``, or torch's own
+  ``binary_cross_entropy_with_logits``;
+* ``compile``: ``torch.compile`` of that composition (donated buffers off, so its
+  backward can be timed alone);
+* ``fastgan-native``, ``fastgan-triton``: fastgan with that fused backend, where it is
+  usable on the device (the Triton interpreter is never timed);
+* ``fastgan-torch``: fastgan with the ``torch`` backend, the pure-PyTorch reference that
+  ``auto`` falls back to when no fused backend can run (no build tools, no Triton).  It
+  is timed as a provider of its own and labelled "fallback" in the table, legend and
+  plot, so a reader sees what a user gets without the fused kernels (argument checks
+  and the reference, no fusion).
 
 Timing: on CUDA ``triton.testing.do_bench`` (CUDA events, warm-up excluded, L2
 flushed between repetitions so small inputs are not served from cache): median
@@ -15,8 +24,8 @@ bandwidth from the minimum bytes (forward: read the inputs; backward: read the
 inputs, write the gradients) and its fraction of a device copy measured in the
 same run.  Peak memory per provider on CUDA.
 
-The cases are defined once, in ``cases()``; ``benchmarks/`` runs the same cases
-under pytest-benchmark.
+The cases are defined once, in ``cases()``, and each provider's callable in
+``provider_fn``; ``benchmarks/`` runs the same cases under pytest-benchmark.
 """
 from __future__ import annotations
 
@@ -35,9 +44,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from . import backends
-from .cli import check_outputs
-from .registry import OPS
+from .. import backends
+from .args import check_outputs
+from .cases import CASES
 
 MODES = ("fwd", "bwd", "fwd+bwd")
 LOSS_SIZES = (("256", 256), ("patchgan-64x1x30x30", 64 * 30 * 30), ("2^20", 2 ** 20), ("2^24", 2 ** 24))
@@ -69,7 +78,7 @@ class Case:
     def differentiable(self) -> List[bool]:
         """Which inputs get a gradient: every score of a GAN loss; only the logits or
         the gradient tensor for the drop-in BCE (not its target) and the penalty."""
-        pair = OPS[self.op].family == "pair"
+        pair = CASES[self.op].is_discriminator
         return [pair or i == 0 for i in range(len(self.shapes))]
 
     @property
@@ -78,17 +87,17 @@ class Case:
 
     def inputs(self, device, dtype=torch.float32, seed: int = 0):
         gen = torch.Generator().manual_seed(seed)
-        xs = OPS[self.op].make_inputs(self.shapes, dtype, device, gen)
+        xs = CASES[self.op].make_inputs(self.shapes, dtype, device, gen)
         return [x.requires_grad_(d) for x, d in zip(xs, self.differentiable)]
 
 
 def cases(quick: bool = False, ops: Optional[Sequence[str]] = None) -> List[Case]:
     """Every benchmark case: each op of the registry over its size sweep."""
     out = []
-    for name, spec in OPS.items():
+    for name, spec in CASES.items():
         if ops and name not in ops:
             continue
-        if spec.family == "penalty":
+        if spec.name == "grad_norm_penalty":
             for shape in (QUICK_PENALTY_SHAPES if quick else PENALTY_SHAPES):
                 out.append(Case(name, "x".join(map(str, shape)), [shape]))
         else:
@@ -108,7 +117,7 @@ def min_bytes(case: Case, mode: str, itemsize: int = 4) -> int:
 # --------------------------------------------------------------------------- providers
 
 def _baseline_fn(case: Case) -> Callable:
-    ref = OPS[case.op].baseline
+    ref = CASES[case.op].baseline
     opts = dict(case.opts)
 
     def fn(*xs):
@@ -117,7 +126,7 @@ def _baseline_fn(case: Case) -> Callable:
 
 
 def _fastgan_fn(case: Case, backend: str) -> Callable:
-    from . import functional as F
+    from .. import functional as F
     public = getattr(F, case.op)
     opts = dict(case.opts)
 
@@ -127,10 +136,28 @@ def _fastgan_fn(case: Case, backend: str) -> Callable:
     return fn
 
 
+FALLBACK = "fastgan-torch"  # the reference backend "auto" falls back to
+PROVIDERS = {
+    "eager": "the hand-written composition (the op's baseline in tools/cases.py)",
+    "compile": "torch.compile of that composition",
+    "fastgan-native": "fastgan, backend native (C++ extension): what auto runs on CPU once it builds",
+    "fastgan-triton": "fastgan, backend triton (Triton kernels): what auto runs on CUDA",
+    FALLBACK: "fastgan, backend torch: the reference fallback, what auto runs when no fused backend can",
+}
+
+
+def provider_label(provider: str) -> str:
+    """The name shown in the table and the plot: the fallback says it is one."""
+    return f"{provider} (fallback)" if provider == FALLBACK else provider
+
+
 def providers(device: str) -> Dict[str, Optional[str]]:
-    """Provider name -> None if it runs here, else the reason it does not."""
+    """Provider name -> None if it runs here, else the reason it does not.  The fused
+    backends first, the fallback (``fastgan-torch``) last."""
     out: Dict[str, Optional[str]] = {"eager": None, "compile": None}
-    for name, b in backends.BACKENDS.items():
+    order = sorted(backends.BACKENDS, key=lambda name: f"fastgan-{name}" == FALLBACK)
+    for name in order:
+        b = backends.BACKENDS[name]
         ok, reason = b.status()
         problem = None if ok else reason
         if problem is None:
@@ -141,7 +168,8 @@ def providers(device: str) -> Dict[str, Optional[str]]:
     return out
 
 
-def _make(provider: str, case: Case) -> Callable:
+def provider_fn(provider: str, case: Case) -> Callable:
+    """The callable ``provider`` times on ``case``: ``fn(*case.inputs(device))`` -> the loss."""
     if provider == "eager":
         return _baseline_fn(case)
     if provider == "compile":
@@ -255,7 +283,7 @@ def run(device: str = "cpu", quick: bool = False, ops=None, modes=MODES, min_run
         for prov in active:
             bar.step(f"{case.id} {prov}")
             try:
-                fn = _make(prov, case)
+                fn = provider_fn(prov, case)
                 for _ in range(2):  # warm-up (and compile) outside the timing
                     torch.autograd.grad(fn(*xs), [x for x in xs if x.requires_grad])
                 _sync(device)
@@ -313,7 +341,7 @@ def metadata(device, copy_gbs, quick, min_run_time) -> dict:
         triton_version = triton.__version__
     except Exception:  # noqa: BLE001
         triton_version = None
-    from . import __version__
+    from .. import __version__
     return {"device": device, "device_name": device_name(device), "copy_gb_per_s": round(copy_gbs, 2),
             "torch": torch.__version__, "triton": triton_version, "fastgan": __version__,
             "python": platform.python_version(), "threads": torch.get_num_threads(),
@@ -326,11 +354,13 @@ def metadata(device, copy_gbs, quick, min_run_time) -> dict:
 
 def format_table(result: dict) -> str:
     rows = [r for r in result["rows"] if "median_us" in r]
-    head = (f"{'op':<34} {'size':<20} {'mode':<8} {'provider':<15} {'median µs':>11} {'vs eager':>9} "
+    w = max([15] + [len(provider_label(r["provider"])) for r in rows])
+    head = (f"{'op':<34} {'size':<20} {'mode':<8} {'provider':<{w}} {'median µs':>11} {'vs eager':>9} "
             f"{'vs compile':>10} {'GB/s':>8} {'of copy':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['op']:<34} {r['size']:<20} {r['mode']:<8} {r['provider']:<15} {r['median_us']:>11.1f} "
+        lines.append(f"{r['op']:<34} {r['size']:<20} {r['mode']:<8} {provider_label(r['provider']):<{w}} "
+                     f"{r['median_us']:>11.1f} "
                      f"{_x(r.get('speedup_vs_eager')):>9} {_x(r.get('speedup_vs_compile')):>10} "
                      f"{r.get('gb_per_s', ''):>8} {_pct(r.get('frac_of_copy')):>8}")
     for r in result["rows"]:
@@ -339,8 +369,12 @@ def format_table(result: dict) -> str:
     m = result["meta"]
     lines.append(f"\n{m['device_name']}; copy bandwidth {m['copy_gb_per_s']} GB/s; torch {m['torch']}, "
                  f"triton {m['triton']}; {m['timer']}")
+    timed = dict.fromkeys(r["provider"] for r in result["rows"])
+    if timed:
+        lines.append("providers:")
+        lines.extend(f"  {provider_label(p):<{w}} {PROVIDERS.get(p, '')}" for p in timed)
     for p, why in result["skipped"].items():
-        lines.append(f"not timed: {p}: {why}")
+        lines.append(f"not timed: {provider_label(p)}: {why}")
     return "\n".join(lines)
 
 
@@ -376,7 +410,8 @@ def plot(result: dict, path: str, mode: str = "fwd+bwd") -> None:
         sub = [r for r in rows if r["op"] == op]
         for prov in dict.fromkeys(r["provider"] for r in sub):
             pts = sorted((r["numel"], r["median_us"]) for r in sub if r["provider"] == prov)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=prov)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=provider_label(prov),
+                    linestyle="--" if prov == FALLBACK else "-")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(op, fontsize=9)
@@ -394,12 +429,13 @@ def plot(result: dict, path: str, mode: str = "fwd+bwd") -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="fastgan bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="fastgan bench", description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true", help="one small size per op, short timings (about a minute on CPU)")
-    p.add_argument("--op", action="append", choices=list(OPS), help="only this op (repeatable)")
+    p.add_argument("--op", action="append", choices=list(CASES), help="only this op (repeatable)")
     p.add_argument("--mode", action="append", choices=list(MODES), help="only this mode (repeatable)")
-    p.add_argument("--provider", action="append", help="only this provider (repeatable)")
+    p.add_argument("--provider", action="append", choices=list(PROVIDERS),
+                   help="only this provider (repeatable); fastgan-torch is the reference fallback")
     p.add_argument("--min-run-time", type=float, help="seconds per timing on CPU / ms scale on CUDA")
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("--csv", help="write the results as CSV here")

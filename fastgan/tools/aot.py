@@ -6,7 +6,7 @@ launchers use) to PTX and a cubin for real GPU targets, on a machine with no
 GPU, and reads registers and local memory (spills) of each cubin with
 cuobjdump.  Run it in a process without ``TRITON_INTERPRET``:
 
-    python -m fastgan.aot --arch 90 --arch 80 --json out.json
+    python -m fastgan.tools.aot --arch 90 --arch 80 --json out.json
 
 Exit status 1 if any specialisation fails to compile.
 """
@@ -23,13 +23,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List
 
-KERNEL_MODULES = ("losses", "penalty")
-
 
 def _entries():
-    from ._kernels import import_kernels
-    for mod in KERNEL_MODULES:
-        yield from import_kernels(mod).specializations()
+    from ..kernels import losses, penalty
+    for mod in (losses, penalty):
+        yield from mod.specializations()
 
 
 def _cuobjdump() -> str:
@@ -80,8 +78,8 @@ def _compile_one(args):
 
 
 def _num_warps() -> int:
-    from ._kernels import import_kernels
-    return import_kernels("losses").NUM_WARPS
+    from ..kernels import losses
+    return losses.NUM_WARPS
 
 
 def compile_all(archs=(90, 80), workers: int = 2) -> List[dict]:
@@ -103,7 +101,7 @@ def to_markdown(rows: List[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fastgan.aot", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m fastgan.tools.aot", description=__doc__.splitlines()[0])
     p.add_argument("--arch", type=int, action="append", help="compute capability, e.g. 90 (repeatable)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", help="write a markdown table here")
@@ -113,7 +111,7 @@ def main(argv=None) -> int:
         # kernels decorated under the interpreter cannot be compiled: start clean
         env = dict(os.environ)
         env.pop("TRITON_INTERPRET")
-        return subprocess.call([sys.executable, "-m", "fastgan.aot", *(argv or sys.argv[1:])], env=env)
+        return subprocess.call([sys.executable, "-m", "fastgan.tools.aot", *(argv or sys.argv[1:])], env=env)
     rows = compile_all(tuple(a.arch or (90, 80)), a.workers)
     bad = [r for r in rows if not r["ok"]]
     spills = [r for r in rows if r["ok"] and (r.get("local", 0) > 0 or r.get("stack", 0) > 0)]
