@@ -70,7 +70,7 @@ def test_cuda_graph_capture_of_a_training_step(backend):
 def test_triton_and_native_agree_on_cuda(name):
     if len(GPU_BACKENDS) < 2:
         pytest.skip("needs both triton and native on CUDA")
-    from fastgan.verify import call
+    from fastgan.tools.checking import call
     spec = fastgan.OPS[name]
     xs = spec.make_inputs([(4096,)] * len(spec.args), torch.float32, "cuda")
     outs = []
