@@ -190,20 +190,25 @@ def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean"):
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
                                      reduction: str = "mean", pos_weight: Tensor | None = None) -> Tensor:
-    """``w · [(1 − t)·softplus(s) + p·t·softplus(−s)]``, ``0·∞ = 0`` in every product.
+    """``w · [BCEwithlogits(s, t) + (p − 1)·t·softplus(−s)]``: torch's
+    ``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]``.
 
-    That is torch's ``w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)]`` written so that
-    infinite logits give the limits of the math, not nan.  dtypes as torch's
-    function: computed in the accumulation dtype of ``input`` and ``target`` promoted
-    (weights and labels never rounded to a half type first), the result has
+    Labels take the limits of the math at infinite logits (``0·∞ = 0`` in
+    ``BCEwithlogits``, where torch gives nan: ``BCE(+∞, 1) = 0``).  The weights multiply
+    as plain products, as in torch: a weight ``w = 0`` on an infinite term, or
+    ``(p − 1)·t·softplus(−s) = −∞`` against ``BCE = +∞`` (``p = 0``, ``t = 1``, ``s = −∞``),
+    is nan, as torch gives; a zero weight is not a mask for infinite logits.  dtypes as
+    torch's function: computed in the accumulation dtype of ``input`` and ``target``
+    promoted (weights and labels never rounded to a half type first), the result has
     ``target``'s dtype.
     """
     acc = _compute_dtype_of(torch.promote_types(input.dtype, target.dtype))
     s, t = input.to(acc), target.to(acc)
-    pt = t if pos_weight is None else pos_weight.to(acc) * t  # the weight of softplus(−s)
-    loglik = _mul0(1 - t, log_sigmoid(-s)) + _mul0(pt, log_sigmoid(s))
+    loglik = bce_log_likelihood(s, t)
+    if pos_weight is not None:  # the extra weight (p − 1)·t on log σ(s) = −softplus(−s)
+        loglik = loglik + _mul0((pos_weight.to(acc) - 1) * t, log_sigmoid(s))
     if weight is not None:
-        loglik = _mul0(weight.to(acc), loglik)
+        loglik = weight.to(acc) * loglik
     return reduce_one(loglik, target, reduction, -1.0)
 
 

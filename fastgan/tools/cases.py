@@ -169,9 +169,16 @@ def _bce_dropin_special(dtype):
     p = torch.tensor((1.0, 3.0, 0.0, 2.0, 1.0, 0.5, 4.0, 3.0, 1.0), dtype=dtype)
     inf = torch.tensor((_INF, -_INF, _INF, -_INF, 0.0), dtype=dtype)
     t_inf = torch.tensor((1.0, 0.0, 0.0, 1.0, 1.0), dtype=dtype)
+    # weights multiply infinite terms as in torch: w = 0 there is nan, and so is
+    # p = 0, t = 1 at s = −∞ (∞ − ∞); w = 0 on a zero term stays 0
+    inf_w = torch.tensor((_INF, -_INF, _INF, -_INF, -_INF), dtype=dtype)
+    t_w = torch.tensor((0.0, 1.0, 1.0, 1.0, 0.0), dtype=dtype)
+    w_w = torch.tensor((0.0, 0.0, 0.0, 1.0, 1.0), dtype=dtype)
+    p_w = torch.tensor((1.0, 0.0, 1.0, 0.0, 2.0), dtype=dtype)
     return [([s, t], {}, (True, True)),
             ([s, t], {"weight": w, "pos_weight": p}, (True, True)),
-            ([inf, t_inf], {}, (True, False))]  # at ±inf d/dt = −s is infinite: only d/ds
+            ([inf, t_inf], {}, (True, False)),  # at ±inf d/dt = −s is infinite: only d/ds
+            ([inf_w, t_w], {"weight": w_w, "pos_weight": p_w}, (True, False))]
 
 
 def _bce_dropin_closed(xs, opts):
@@ -184,8 +191,10 @@ def _bce_dropin_closed(xs, opts):
     def mul0(a, b):
         return torch.where(a == 0, torch.zeros_like(b), a * b)
 
-    # w·[(1 − t)·s + lw·softplus(−s)] = w·[(1 − t)·softplus(s) + p·t·softplus(−s)], 0·∞ = 0
-    terms = mul0(w, mul0(1 - t, _bce_value(s, 0.0)) + mul0(p * t, _bce_value(s, 1.0)))
+    # w·[(1 − t)·s + lw·softplus(−s)] = w·[BCE(s, t) + (p − 1)·t·softplus(−s)]: labels take
+    # the limits (0·∞ = 0), weights are plain products as in torch (0·∞ = nan)
+    terms = w * (mul0(1 - t, _bce_value(s, 0.0)) + mul0(t, _bce_value(s, 1.0))
+                 + mul0((p - 1) * t, _bce_value(s, 1.0)))
     ds = w * ((1 - t) - lw * _sig(-s))  # d/ds of w·[(1 − t)·s + lw·softplus(−s)]
     dt = w * (-s + (p - 1) * _bce_value(s, 1.0))
     return terms, [(ds, w * lw * _sig(s) * _sig(-s)), (dt, torch.zeros_like(t))]
