@@ -30,9 +30,16 @@ __all__ = [
     "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss", "lsgan_d_loss", "lsgan_g_loss",
     "wasserstein_d_loss", "wasserstein_g_loss", "d_loss", "g_loss", "binary_cross_entropy_with_logits",
     "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_",
+    "ragan_d_loss", "ragan_g_loss", "rpgan_d_loss", "rpgan_g_loss", "gaussian_kl", "kl_div_logits",
+    "js_div_logits",
 ]
 
 def _call(name: str, tensors, kwargs: dict, reduction: str):
+    return backends.run(_checked(name, tensors, reduction), tensors, kwargs, reduction)
+
+
+def _checked(name: str, tensors, reduction: str):
+    """``OPS[name]``, once its tensors and reduction are checked."""
     # the checks are written for the per-call cost (a few µs matter at 4096 logits,
     # benchmarks/results/native-cpu.md); the check_* functions raise the errors
     spec = OPS[name]
@@ -46,7 +53,7 @@ def _call(name: str, tensors, kwargs: dict, reduction: str):
         check_same_device(spec.args, tensors)
     if reduction not in REDUCTIONS:
         check_reduction(reduction)
-    return backends.run(spec, tensors, kwargs, reduction)
+    return spec
 
 
 # --------------------------------------------------------------------------- losses
@@ -123,6 +130,117 @@ def d_loss(kind: str, real: Tensor, fake: Tensor, **kw):
 def g_loss(kind: str, fake: Tensor, **kw):
     """Generator loss by name: ``kind`` in ``{"bce", "hinge", "lsgan", "wasserstein"}``."""
     return globals()[_kind(kind, G_KINDS)](fake, **kw)
+
+
+# --------------------------------------------------------------------------- relativistic losses
+
+def _acc(x: Tensor) -> Tensor:
+    """Half types in float32 (the shifted scores are not rounded to a half type)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _as_inputs(out, real: Tensor, fake: Tensor, reduction: str):
+    """A loss computed on float32 copies of half inputs, back in the inputs' dtypes."""
+    if reduction == "none":
+        return tuple(o.to(t.dtype) for o, t in zip(out, (real, fake))) if isinstance(out, tuple) \
+            else out.to(torch.promote_types(real.dtype, fake.dtype))
+    return out.to(torch.promote_types(real.dtype, fake.dtype))
+
+
+def _ragan(name: str, real: Tensor, fake: Tensor, reduction: str, generator: bool):
+    _checked(name, (real, fake), reduction)
+    x, y = _acc(real), _acc(fake)
+    u, v = x - y.mean(), y - x.mean()
+    labels = {"real_label": 0.0, "fake_label": 1.0} if generator else {}
+    return _as_inputs(bce_d_loss(u, v, **labels, reduction=reduction), real, fake, reduction)
+
+
+def ragan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic average GAN (RaGAN, Jolicoeur-Martineau 2018), discriminator, on logits:
+    ``BCE(x − mean(y), 1)`` and ``BCE(y − mean(x), 0)``, reduced per side and added like
+    the other discriminator losses.  ESRGAN / BasicSR use the same terms times ½.
+
+    The batch means are taken first, then the BCE pair kernel runs on the shifted
+    scores (one fused pass; the shift is a pass of its own)."""
+    return _ragan("ragan_d_loss", real, fake, reduction, generator=False)
+
+
+def ragan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """RaGAN generator loss: the labels swapped, ``BCE(x − mean(y), 0)`` and
+    ``BCE(y − mean(x), 1)``.  It needs the real scores (the gradient flows to the fakes
+    through both terms)."""
+    return _ragan("ragan_g_loss", real, fake, reduction, generator=True)
+
+
+def _rpgan(name: str, real: Tensor, fake: Tensor, reduction: str, generator: bool):
+    _checked(name, (real, fake), reduction)
+    check_same_device(("real", "fake"), (real, fake))
+    if real.shape != fake.shape:
+        raise ShapeError(f"{name}: real and fake are paired element by element and must have the same "
+                         f"shape; got real {tuple(real.shape)} and fake {tuple(fake.shape)}")
+    x, y = _acc(real), _acc(fake)
+    d = y - x if generator else x - y
+    # bce_g_loss (non-saturating) is softplus(−d): softplus(y − x) for D, softplus(x − y) for G
+    return _as_inputs(bce_g_loss(d, reduction=reduction), real, fake, reduction)
+
+
+def rpgan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic pairing GAN (RpGAN, Jolicoeur-Martineau 2018; the loss of R3GAN, Huang et
+    al. 2024), discriminator: ``softplus(y − x)`` per pair of same-shaped scores.  Computed
+    as the non-saturating BCE kernel on ``x − y``."""
+    return _rpgan("rpgan_d_loss", real, fake, reduction, generator=False)
+
+
+def rpgan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """RpGAN generator loss: ``softplus(x − y)`` per pair."""
+    return _rpgan("rpgan_g_loss", real, fake, reduction, generator=True)
+
+
+# --------------------------------------------------------------------------- divergences
+
+def gaussian_kl(mu: Tensor, logvar: Tensor, *, reduction: str = "mean"):
+    """The VAE's KL term, KL(N(mu, exp(logvar)) ‖ N(0, I)) (Kingma & Welling 2014, app. B):
+    per sample ``−½ Σ_j (1 + logvar − mu² − exp(logvar))`` over every non-batch dim (dim 0
+    is the batch), then reduced over the batch ("none": one value per sample).
+
+    No fused kernel yet: every backend runs the reference."""
+    spec = _checked("gaussian_kl", (mu, logvar), reduction)
+    check_same_device(spec.args, (mu, logvar))
+    if mu.shape != logvar.shape:
+        raise ShapeError(f"gaussian_kl: mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must have "
+                         "the same shape")
+    if mu.dim() == 0:
+        raise ShapeError("gaussian_kl: mu and logvar need a batch dimension (dim 0); got 0-d tensors")
+    return backends.run(spec, (mu, logvar), {}, reduction)
+
+
+def _distributions(name: str, p_logits: Tensor, q_logits: Tensor, dim, reduction: str):
+    spec = _checked(name, (p_logits, q_logits), reduction)
+    check_same_device(spec.args, (p_logits, q_logits))
+    if p_logits.shape != q_logits.shape:
+        raise ShapeError(f"{name}: p_logits {tuple(p_logits.shape)} and q_logits {tuple(q_logits.shape)} "
+                         "must have the same shape")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__}")
+    if p_logits.dim() == 0 or not -p_logits.dim() <= dim < p_logits.dim():
+        raise ValueError(f"{name}: dim {dim} is out of range for logits of shape {tuple(p_logits.shape)}")
+    return backends.run(spec, (p_logits, q_logits), {"dim": dim}, reduction)
+
+
+def kl_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
+    """KL(P ‖ Q) between ``softmax(p_logits)`` and ``softmax(q_logits)`` along ``dim``:
+    ``Σ P·(log P − log Q)``, stable at logits of ±1e4, ``0·log 0 = 0``.  "mean" averages over
+    the distributions (torch's ``kl_div(..., reduction="batchmean")`` with both in log
+    space; note torch's argument order is ``kl_div(log Q, log P)``); "none" has ``dim``
+    removed.  No fused kernel yet: every backend runs the reference."""
+    return _distributions("kl_div_logits", p_logits, q_logits, dim, reduction)
+
+
+def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
+    """Jensen–Shannon divergence ``½ KL(P ‖ M) + ½ KL(Q ‖ M)``, ``M = ½(P + Q)``, between the
+    softmax distributions along ``dim`` (natural log, so at most ``log 2``); reductions as
+    ``kl_div_logits``.  No fused kernel yet: every backend runs the reference."""
+    return _distributions("js_div_logits", p_logits, q_logits, dim, reduction)
 
 
 def _broadcasts_to(shape, target) -> bool:

@@ -186,6 +186,93 @@ def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean"):
     return reduce_one(_up(fake), fake, reduction, -1.0)
 
 
+# --- relativistic losses -------------------------------------------------------
+
+def _relativistic(real: Tensor, fake: Tensor, real_sign: float, reduction: str):
+    """``softplus(real_sign·(x − mean(y)))`` and ``softplus(−real_sign·(y − mean(x)))``,
+    reduced per side; the batch means are plain means whatever the reduction."""
+    x, y = _up(real), _up(fake)
+    u, v = x - y.mean(), y - x.mean()
+    # softplus(z) = −log σ(−z): the terms are −log σ(−real_sign·u) and −log σ(real_sign·v)
+    return reduce_pair(log_sigmoid(-real_sign * u), log_sigmoid(real_sign * v), real, fake, reduction,
+                       -1.0, -1.0)
+
+
+def ragan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic average GAN, discriminator: ``BCE(x − mean(y), 1)`` and ``BCE(y − mean(x), 0)``
+    (Jolicoeur-Martineau 2018, eq. for RaSGAN; ESRGAN/BasicSR use the same terms times ½)."""
+    return _relativistic(real, fake, -1.0, reduction)
+
+
+def ragan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic average GAN, generator: the labels swapped, ``BCE(x − mean(y), 0)`` and
+    ``BCE(y − mean(x), 1)``."""
+    return _relativistic(real, fake, 1.0, reduction)
+
+
+def _paired(real: Tensor, fake: Tensor, sign: float, reduction: str):
+    """``softplus(sign·(y − x))`` per element of same-shaped ``real``/``fake``."""
+    d = _up(real) - _up(fake)
+    out = _reduce(log_sigmoid(sign * d), reduction, -1.0)  # softplus(sign·(y − x)) = −log σ(sign·(x − y))
+    return out.to(torch.promote_types(real.dtype, fake.dtype))
+
+
+def rpgan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic pairing GAN, discriminator: ``softplus(y − x)`` per pair (Jolicoeur-Martineau
+    2018's RpGAN with f = softplus, the loss of R3GAN, Huang et al. 2024)."""
+    return _paired(real, fake, 1.0, reduction)
+
+
+def rpgan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+    """Relativistic pairing GAN, generator: ``softplus(x − y)`` per pair."""
+    return _paired(real, fake, -1.0, reduction)
+
+
+# --- divergences -------------------------------------------------------------------
+
+def gaussian_kl(mu: Tensor, logvar: Tensor, *, reduction: str = "mean"):
+    """VAE KL(N(mu, exp(logvar)) ‖ N(0, I)) per sample: ``−½ Σ_j (1 + logvar − mu² − exp(logvar))``
+    over every non-batch dim (Kingma & Welling 2014, appendix B), then reduced over the batch
+    (dim 0).  Written ``½ Σ_j (mu² + expm1(logvar) − logvar)`` (no cancellation of the 1)."""
+    m, lv = _up(mu), _up(logvar)
+    terms = 0.5 * (m * m + torch.expm1(lv) - lv)
+    terms = terms.reshape(terms.shape[0], -1).sum(dim=1) if terms.dim() > 1 else terms
+    return _reduce(terms, reduction).to(torch.promote_types(mu.dtype, logvar.dtype))
+
+
+def _rows(terms: Tensor, dim: int, reduction: str, like: Tensor) -> Tensor:
+    """Sum over the distribution dim; "mean" averages over the distributions (batchmean)."""
+    return _reduce(terms.sum(dim=dim), reduction).to(like.dtype)
+
+
+def _xlogy_ratio(p: Tensor, lp: Tensor, lq: Tensor) -> Tensor:
+    """``p · (lp − lq)`` with ``0 · log 0 = 0``: where ``p = 0`` the term and its gradients are 0
+    (the difference is zeroed first, so no ``0 · ∞`` reaches autograd)."""
+    return p * torch.where(p == 0, torch.zeros_like(lp), lp - lq)
+
+
+def kl_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
+    """KL(P ‖ Q) = ``Σ P·(log P − log Q)`` between ``softmax(p_logits)`` and ``softmax(q_logits)``
+    along ``dim``, from ``log_softmax`` (stable at logits of ±1e4; ``0·log 0 = 0``).
+    "mean" averages over the distributions (torch's ``kl_div(reduction="batchmean")``)."""
+    lp = torch.log_softmax(_up(p_logits), dim=dim)
+    lq = torch.log_softmax(_up(q_logits), dim=dim)
+    return _rows(_xlogy_ratio(lp.exp(), lp, lq), dim, reduction,
+                 torch.empty((), dtype=torch.promote_types(p_logits.dtype, q_logits.dtype)))
+
+
+def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
+    """Jensen–Shannon divergence ``½ KL(P ‖ M) + ½ KL(Q ‖ M)``, ``M = ½(P + Q)``, between the
+    softmax distributions along ``dim`` (natural log: at most log 2), with
+    ``log M = logsumexp(log P, log Q) − log 2`` (``logsumexp``, not ``logaddexp``: the
+    latter's second derivative is inf/inf = nan where the two differ by ~1e4)."""
+    lp = torch.log_softmax(_up(p_logits), dim=dim)
+    lq = torch.log_softmax(_up(q_logits), dim=dim)
+    lm = torch.logsumexp(torch.stack((lp, lq)), dim=0) - math.log(2.0)
+    terms = 0.5 * (_xlogy_ratio(lp.exp(), lp, lm) + _xlogy_ratio(lq.exp(), lq, lm))
+    return _rows(terms, dim, reduction, torch.empty((), dtype=torch.promote_types(p_logits.dtype, q_logits.dtype)))
+
+
 # --- drop-in binary_cross_entropy_with_logits ---------------------------------
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,

@@ -49,6 +49,12 @@ class Family(enum.Enum):
     PAIR = "pair"        # the discriminator and generator losses: one Kind, a real and a fake side
     BCE = "bce"          # the drop-in binary_cross_entropy_with_logits
     PENALTY = "penalty"  # the per-sample gradient-norm penalty
+    # the relativistic losses: fastgan.functional composes them from the BCE pair kernels
+    # (the batch means or the paired differences first, then one fused pass); no kernel of their own
+    RELATIVISTIC = "relativistic"
+    # the divergences (gaussian_kl, kl_div_logits, js_div_logits): no kernel yet, every
+    # backend runs the reference
+    DIVERGENCE = "divergence"
 
 
 class Side(NamedTuple):
@@ -79,11 +85,13 @@ class OpSpec:
     args: Tuple[str, ...]                    # tensor arguments, in order
     reference: Callable                      # the specification (fastgan.reference)
     lower: Optional[Callable[..., PairOptions]] = None   # pair family: keyword options -> PairOptions
+    two_sided: bool = False                  # a real and a fake tensor of any shapes, "none" gives both sides
 
     @property
     def is_discriminator(self) -> bool:
-        """A discriminator loss: a real and a fake tensor, of any shapes."""
-        return self.family is Family.PAIR and len(self.args) == 2
+        """Two sides: a real and a fake tensor of any shapes, reduced per side and added
+        ("none" gives the tuple); the discriminator losses and the RaGAN losses."""
+        return self.two_sided
 
 
 OPS: Dict[str, OpSpec] = {}
@@ -97,7 +105,7 @@ def register(spec: OpSpec) -> OpSpec:
 
 
 def _pair(name: str, args: Tuple[str, ...], lower: Callable[..., PairOptions]) -> OpSpec:
-    return register(OpSpec(name, Family.PAIR, args, getattr(reference, name), lower))
+    return register(OpSpec(name, Family.PAIR, args, getattr(reference, name), lower, two_sided=len(args) == 2))
 
 
 _D, _G = ("real", "fake"), ("fake",)
@@ -114,6 +122,12 @@ _pair("wasserstein_g_loss", _G, lambda: PairOptions(Kind.LINEAR, None, Side(-1.0
 register(OpSpec("binary_cross_entropy_with_logits", Family.BCE, ("input", "target"),
                 reference.binary_cross_entropy_with_logits))
 register(OpSpec("grad_norm_penalty", Family.PENALTY, ("grads",), reference.grad_norm_penalty))
+for _name, _two in (("ragan_d_loss", True), ("ragan_g_loss", True), ("rpgan_d_loss", False),
+                    ("rpgan_g_loss", False)):
+    register(OpSpec(_name, Family.RELATIVISTIC, _D, getattr(reference, _name), two_sided=_two))
+register(OpSpec("gaussian_kl", Family.DIVERGENCE, ("mu", "logvar"), reference.gaussian_kl))
+register(OpSpec("kl_div_logits", Family.DIVERGENCE, ("p_logits", "q_logits"), reference.kl_div_logits))
+register(OpSpec("js_div_logits", Family.DIVERGENCE, ("p_logits", "q_logits"), reference.js_div_logits))
 
 D_KINDS = {"bce": "bce_d_loss", "hinge": "hinge_d_loss", "lsgan": "lsgan_d_loss",
            "wasserstein": "wasserstein_d_loss"}

@@ -19,7 +19,7 @@ def _args(spec, n, gen):
         w = torch.rand(n, generator=gen) + 0.5
         p = torch.rand(n, generator=gen) * 2
         return [x, t, w, p]
-    shapes = [(n,), (n + 3,)] if spec.is_discriminator else [(n, 3)]
+    shapes = [(n,), (n + 3,)] if spec.is_discriminator else [(n, 3)] * len(spec.args)
     return spec.make_inputs(shapes, torch.float32, "cpu", gen)
 
 

@@ -10,6 +10,10 @@ picks the backend for the tensors' device and calls it once:
   ``penalty(grads, center, one_sided, reduction)``, with the options lowered once
   (``OpSpec.lower``) and the inputs in one dtype.
 
+The divergences (``Family.DIVERGENCE``) have no kernel yet and run the reference on
+every backend; the relativistic losses are composed in ``fastgan.functional`` from
+the pair losses and never reach ``run`` themselves.
+
 Each backend module also has ``status() -> (usable, reason)`` for this process and
 ``check_device(device) -> None | reason`` for the tensors at hand.
 
@@ -211,6 +215,8 @@ def _promoted(a: torch.Tensor, b: torch.Tensor):
 
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     """Run ``spec`` on the backend selected for the tensors' device."""
+    if spec.family is Family.DIVERGENCE:  # no kernel yet: the reference on every backend
+        return spec.reference(*tensors, **kwargs, reduction=reduction)
     x = tensors[0]
     compiling = torch.compiler.is_compiling()
     if compiling:
