@@ -8,6 +8,7 @@ See ``fastgan.functional`` for the losses and ``fastgan.set_backend`` for who co
 """
 from . import functional
 from . import functional as F
+from . import compat, nn
 from . import reference
 from .backends import available_backends, get_backend, set_backend, use_backend
 from .penalties import clip_weights_, grad_norm_penalty, gradient_penalty, r1_penalty, r2_penalty
@@ -15,6 +16,6 @@ from .registry import OPS
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "F", "reference", "available_backends", "get_backend", "set_backend",
+__all__ = ["functional", "F", "nn", "compat", "reference", "available_backends", "get_backend", "set_backend",
            "use_backend", "OPS", "__version__", "grad_norm_penalty", "gradient_penalty", "r1_penalty",
            "r2_penalty", "clip_weights_"]

@@ -1,0 +1,302 @@
+"""fastgan.nn: one ``torch.nn.Module`` per functional loss and penalty, as ``torch.nn``
+mirrors ``torch.nn.functional``.
+
+The keyword options of the function are the constructor's arguments (checked when the
+module is built, so a typo fails at ``__init__``, not at the first step); the tensors
+are ``forward``'s.  Each ``forward`` is the function, nothing else::
+
+    criterion = fastgan.nn.HingeDLoss(margin=1.0)
+    loss_d = criterion(d_real, d_fake)        # == fastgan.F.hinge_d_loss(d_real, d_fake, margin=1.0)
+
+The penalties take the critic in ``forward`` (``GradientPenalty()(critic, real, fake)``).
+``BCEWithLogitsLoss`` is the drop-in for ``torch.nn.BCEWithLogitsLoss`` (``weight`` and
+``pos_weight`` registered as buffers, as torch's are).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from . import functional as F
+from .checks import check_bool, check_number, check_reduction
+from .registry import D_KINDS, G_KINDS
+
+__all__ = [
+    "BCEDLoss", "BCEGLoss", "HingeDLoss", "HingeGLoss", "LSGANDLoss", "LSGANGLoss", "WassersteinDLoss",
+    "WassersteinGLoss", "DLoss", "GLoss", "BCEWithLogitsLoss", "RaGANDLoss", "RaGANGLoss", "RpGANDLoss",
+    "RpGANGLoss", "GaussianKL", "KLDivLogits", "JSDivLogits", "GradNormPenalty", "GradientPenalty",
+    "R1Penalty", "R2Penalty",
+]
+
+
+class _Options(nn.Module):
+    """A module holding a function's keyword options (shown by ``repr``)."""
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+
+
+class _Pair(_Options):
+    """A loss of ``(real, fake)``."""
+    fn = None
+
+    def forward(self, real: Tensor, fake: Tensor):
+        return type(self).fn(real, fake, **self.options)
+
+
+class _One(_Options):
+    """A generator loss of ``fake`` alone."""
+    fn = None
+
+    def forward(self, fake: Tensor):
+        return type(self).fn(fake, **self.options)
+
+
+# --------------------------------------------------------------------------- the classic losses
+
+class BCEDLoss(_Pair):
+    """``fastgan.F.bce_d_loss``: vanilla GAN discriminator loss on logits."""
+    fn = staticmethod(F.bce_d_loss)
+
+    def __init__(self, *, real_label: float = 1.0, fake_label: float = 0.0, reduction: str = "mean"):
+        super().__init__(real_label=check_number("real_label", real_label),
+                         fake_label=check_number("fake_label", fake_label), reduction=check_reduction(reduction))
+
+
+class BCEGLoss(_One):
+    """``fastgan.F.bce_g_loss``: non-saturating (default) or saturating generator loss."""
+    fn = staticmethod(F.bce_g_loss)
+
+    def __init__(self, *, saturating: bool = False, reduction: str = "mean"):
+        super().__init__(saturating=check_bool("saturating", saturating), reduction=check_reduction(reduction))
+
+
+class HingeDLoss(_Pair):
+    """``fastgan.F.hinge_d_loss``: ``relu(margin − x)`` and ``relu(margin + y)``."""
+    fn = staticmethod(F.hinge_d_loss)
+
+    def __init__(self, *, margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(margin=check_number("margin", margin), reduction=check_reduction(reduction))
+
+
+class HingeGLoss(_One):
+    """``fastgan.F.hinge_g_loss``: ``−y``."""
+    fn = staticmethod(F.hinge_g_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class LSGANDLoss(_Pair):
+    """``fastgan.F.lsgan_d_loss``: ``½(x − b)²`` and ``½(y − a)²``."""
+    fn = staticmethod(F.lsgan_d_loss)
+
+    def __init__(self, *, a: float = 0.0, b: float = 1.0, reduction: str = "mean"):
+        super().__init__(a=check_number("a", a), b=check_number("b", b), reduction=check_reduction(reduction))
+
+
+class LSGANGLoss(_One):
+    """``fastgan.F.lsgan_g_loss``: ``½(y − c)²``."""
+    fn = staticmethod(F.lsgan_g_loss)
+
+    def __init__(self, *, c: float = 1.0, reduction: str = "mean"):
+        super().__init__(c=check_number("c", c), reduction=check_reduction(reduction))
+
+
+class WassersteinDLoss(_Pair):
+    """``fastgan.F.wasserstein_d_loss``: ``−x`` and ``y``."""
+    fn = staticmethod(F.wasserstein_d_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class WassersteinGLoss(_One):
+    """``fastgan.F.wasserstein_g_loss``: ``−y``."""
+    fn = staticmethod(F.wasserstein_g_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+def _kind(kind, table) -> str:
+    if not isinstance(kind, str) or kind not in table:
+        raise ValueError(f"kind must be one of {tuple(table)}, got {kind!r}")
+    return kind
+
+
+class DLoss(_Pair):
+    """``fastgan.F.d_loss(kind, ...)``: the discriminator loss named by ``kind``."""
+
+    def __init__(self, kind: str, **options):
+        super().__init__(**options)
+        self.kind = _kind(kind, D_KINDS)
+
+    def forward(self, real: Tensor, fake: Tensor):
+        return F.d_loss(self.kind, real, fake, **self.options)
+
+    def extra_repr(self) -> str:
+        return ", ".join([repr(self.kind)] + [f"{k}={v!r}" for k, v in self.options.items()])
+
+
+class GLoss(_One):
+    """``fastgan.F.g_loss(kind, ...)``: the generator loss named by ``kind``."""
+
+    def __init__(self, kind: str, **options):
+        super().__init__(**options)
+        self.kind = _kind(kind, G_KINDS)
+
+    def forward(self, fake: Tensor):
+        return F.g_loss(self.kind, fake, **self.options)
+
+    def extra_repr(self) -> str:
+        return ", ".join([repr(self.kind)] + [f"{k}={v!r}" for k, v in self.options.items()])
+
+
+class BCEWithLogitsLoss(nn.Module):
+    """Drop-in for ``torch.nn.BCEWithLogitsLoss``: same constructor, buffers and values
+    (``fastgan.F.binary_cross_entropy_with_logits``)."""
+
+    def __init__(self, weight: Optional[Tensor] = None, size_average=None, reduce=None, reduction: str = "mean",
+                 pos_weight: Optional[Tensor] = None):
+        super().__init__()
+        if size_average is not None or reduce is not None:
+            from torch.nn import _reduction
+            reduction = _reduction.legacy_get_string(size_average, reduce)
+        self.reduction = check_reduction(reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+# --------------------------------------------------------------------------- relativistic losses, divergences
+
+class RaGANDLoss(_Pair):
+    """``fastgan.F.ragan_d_loss``: relativistic average GAN, discriminator."""
+    fn = staticmethod(F.ragan_d_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class RaGANGLoss(_Pair):
+    """``fastgan.F.ragan_g_loss``: relativistic average GAN, generator (takes the real scores too)."""
+    fn = staticmethod(F.ragan_g_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class RpGANDLoss(_Pair):
+    """``fastgan.F.rpgan_d_loss``: relativistic pairing GAN, discriminator."""
+    fn = staticmethod(F.rpgan_d_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class RpGANGLoss(_Pair):
+    """``fastgan.F.rpgan_g_loss``: relativistic pairing GAN, generator."""
+    fn = staticmethod(F.rpgan_g_loss)
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__(reduction=check_reduction(reduction))
+
+
+class GaussianKL(nn.Module):
+    """``fastgan.F.gaussian_kl``: the VAE's KL term; ``forward(mu, logvar)``."""
+
+    def __init__(self, *, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        return F.gaussian_kl(mu, logvar, reduction=self.reduction)
+
+
+class _Divergence(nn.Module):
+    fn = None
+
+    def __init__(self, *, dim: int = -1, reduction: str = "mean"):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        self.dim, self.reduction = dim, check_reduction(reduction)
+
+    def forward(self, p_logits: Tensor, q_logits: Tensor) -> Tensor:
+        return type(self).fn(p_logits, q_logits, dim=self.dim, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, reduction={self.reduction!r}"
+
+
+class KLDivLogits(_Divergence):
+    """``fastgan.F.kl_div_logits``: KL(P ‖ Q) of two logit tensors along ``dim``."""
+    fn = staticmethod(F.kl_div_logits)
+
+
+class JSDivLogits(_Divergence):
+    """``fastgan.F.js_div_logits``: Jensen–Shannon divergence of two logit tensors along ``dim``."""
+    fn = staticmethod(F.js_div_logits)
+
+
+# --------------------------------------------------------------------------- penalties
+
+class GradNormPenalty(nn.Module):
+    """``fastgan.F.grad_norm_penalty``; ``forward(grads)``."""
+
+    def __init__(self, *, center: float = 1.0, one_sided: bool = False, reduction: str = "mean"):
+        super().__init__()
+        self.center, self.one_sided = check_number("center", center), check_bool("one_sided", one_sided)
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, grads: Tensor) -> Tensor:
+        return F.grad_norm_penalty(grads, center=self.center, one_sided=self.one_sided, reduction=self.reduction)
+
+
+class GradientPenalty(nn.Module):
+    """``fastgan.F.gradient_penalty`` (WGAN-GP; ``one_sided=True`` is the LP variant);
+    ``forward(critic, real, fake, alpha=None, scaler=None)``."""
+
+    def __init__(self, *, weight: float = 10.0, center: float = 1.0, one_sided: bool = False):
+        super().__init__()
+        self.weight, self.center = check_number("weight", weight), check_number("center", center)
+        self.one_sided = check_bool("one_sided", one_sided)
+
+    def forward(self, critic, real: Tensor, fake: Tensor, alpha: Optional[Tensor] = None, scaler=None) -> Tensor:
+        return F.gradient_penalty(critic, real, fake, weight=self.weight, center=self.center,
+                                  one_sided=self.one_sided, alpha=alpha, scaler=scaler)
+
+
+class R1Penalty(nn.Module):
+    """``fastgan.F.r1_penalty``: ``gamma/2 · E‖∇D(real)‖²``; ``forward(critic, real, scaler=None)``."""
+
+    def __init__(self, *, gamma: float = 10.0):
+        super().__init__()
+        self.gamma = check_number("gamma", gamma)
+
+    def forward(self, critic, real: Tensor, scaler=None) -> Tensor:
+        return F.r1_penalty(critic, real, gamma=self.gamma, scaler=scaler)
+
+
+class R2Penalty(nn.Module):
+    """``fastgan.F.r2_penalty``: R1 on the fakes; ``forward(critic, fake, scaler=None)``."""
+
+    def __init__(self, *, gamma: float = 10.0):
+        super().__init__()
+        self.gamma = check_number("gamma", gamma)
+
+    def forward(self, critic, fake: Tensor, scaler=None) -> Tensor:
+        return F.r2_penalty(critic, fake, gamma=self.gamma, scaler=scaler)
+
