@@ -6,10 +6,14 @@ only (the norm is per sample over every non-batch dim), nan from the square
 root's derivative at a zero gradient (the gradient there is 0), hard-coded
 channel counts or rank (any shape works), forgetting to unscale under AMP
 (``scaler=``), and a silently wrong second derivative (gradgradcheck passes on
-every backend).
+every backend).  Under DistributedDataParallel a penalty through the DDP module is
+averaged over ranks like any loss, also when backpropagated on its own; the set-ups
+that cannot be right (static_graph's first iteration, FSDP) raise, naming the fix
+(README "Multi-GPU", tests/test_distributed.py).
 """
 from __future__ import annotations
 
+import sys
 from typing import Iterable, Optional, Union
 
 import torch
@@ -50,9 +54,66 @@ def _check_scaler(scaler):
     return scaler
 
 
-def _input_grads(critic, x: Tensor, scaler, arg: str) -> Tensor:
-    """``∂ sum(critic(x)) / ∂x`` with a graph, AMP-correct when a GradScaler is given
-    (``scaler`` as returned by ``_check_scaler``)."""
+def _ddp_critic(critic) -> bool:
+    """Whether ``critic`` is a ``DistributedDataParallel`` module, after refusing the two
+    set-ups where a penalty through a wrapped critic cannot be right (tests/test_distributed.py).
+
+    No collective runs here: only ``isinstance`` checks, and only while a process group
+    is initialised (DDP and FSDP need one)."""
+    if not isinstance(critic, nn.Module) or not (torch.distributed.is_available()
+                                                 and torch.distributed.is_initialized()):
+        return False
+    ddp = getattr(torch.nn.parallel, "DistributedDataParallel", None)
+    if ddp is not None and isinstance(critic, ddp):
+        if getattr(critic, "static_graph", False) and not getattr(
+                critic, "_static_graph_delay_allreduce_enqueued", True):
+            raise ValueError(
+                "gradient penalty through DistributedDataParallel(static_graph=True) in its first iteration: "
+                "DDP all-reduces the first iteration's gradients when the first backward through the "
+                "module ends, and that would be the penalty's torch.autograd.grad, before any parameter "
+                "has a gradient, so this iteration's gradients would silently not be averaged across "
+                "ranks. Fix: construct DDP with static_graph=False (the default; the penalties work with "
+                "it), or pass critic.module to the penalty and call backward() on it together with a "
+                "loss computed through the DDP critic")
+        return True
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    kinds = tuple(c for c in (getattr(fsdp, "FullyShardedDataParallel", None), getattr(fsdp, "FSDPModule", None))
+                  if c is not None) if fsdp is not None else ()
+    if kinds and any(isinstance(m, kinds) for m in critic.modules()):
+        raise RuntimeError(
+            "gradient penalty through an FSDP-sharded critic: the penalty needs a double backward "
+            "(torch.autograd.grad with create_graph=True, then backward through it), and FSDP frees the "
+            "unsharded parameters after the first one (torch then fails with 'setStorage: ... out of "
+            "bounds for storage of size 0'). Fix: wrap the critic in DistributedDataParallel (FSDP for "
+            "the generator is fine), or train without a gradient penalty")
+    return False
+
+
+class _ReachParameters(torch.autograd.Function):
+    """The penalty, unchanged; its backward also sends an exact zero gradient into the
+    critic's output, so that every parameter that produced the output receives a gradient
+    in the penalty's backward (zero for those, like the last bias, that ∂out/∂x does not
+    depend on).  DDP averages gradients only once every parameter has one: without this,
+    a penalty backpropagated on its own (lazy regularisation) ends in DDP's "Expected to
+    have finished reduction in the prior iteration" at the next forward.  StyleGAN2-ADA
+    adds ``0 * logits`` for the same reason."""
+
+    @staticmethod
+    def forward(ctx, penalty, out):
+        ctx.out_meta = (out.shape, out.dtype, out.device)
+        return penalty.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, dtype, device = ctx.out_meta
+        return grad, torch.zeros(shape, dtype=dtype, device=device)
+
+
+def _input_grads(critic, x: Tensor, scaler, arg: str):
+    """``(∂ sum(critic(x)) / ∂x`` with a graph, ``finish``): the gradient, AMP-correct when a
+    GradScaler is given (``scaler`` as returned by ``_check_scaler``), and the function that
+    turns the penalty into the one to return (under DDP, linked to the critic's output)."""
+    ddp = _ddp_critic(critic)
     out = critic(x)
     if not isinstance(out, Tensor):
         raise TypeError(f"critic must return a tensor, got {type(out).__name__}")
@@ -76,7 +137,7 @@ def _input_grads(critic, x: Tensor, scaler, arg: str) -> Tensor:
         scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else scaler.get_scale()
         # unscale in float32: a half gradient cannot hold the scale (65536 > fp16 max)
         g = g.float() / (scale.float() if isinstance(scale, Tensor) else float(scale))
-    return g
+    return g, ((lambda pen: _ReachParameters.apply(pen, out)) if ddp else (lambda pen: pen))
 
 
 def _check_critic(critic):
@@ -119,8 +180,8 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
             raise ValueError(f"alpha is on {alpha.device} but real is on {real.device}")
     a = alpha.detach().to(dtype).view(B, *([1] * (real.dim() - 1)))
     x_hat = torch.lerp(fake.detach().to(dtype), real.detach().to(dtype), a).requires_grad_(True)
-    g = _input_grads(critic, x_hat, scaler, "x_hat")
-    return w * grad_norm_penalty(g, center=center, one_sided=one_sided)
+    g, finish = _input_grads(critic, x_hat, scaler, "x_hat")
+    return finish(w * grad_norm_penalty(g, center=center, one_sided=one_sided))
 
 
 def r1_penalty(critic, real: Tensor, *, gamma: float = 10.0, scaler=None) -> Tensor:
@@ -141,8 +202,8 @@ def _r_penalty(critic, x: Tensor, gamma, scaler, arg: str) -> Tensor:
     g_ = check_number("gamma", gamma)
     scaler = _check_scaler(scaler)
     x = x.detach().requires_grad_(True)
-    g = _input_grads(critic, x, scaler, arg)
-    return (g_ / 2) * grad_norm_penalty(g, center=0.0)
+    g, finish = _input_grads(critic, x, scaler, arg)
+    return finish((g_ / 2) * grad_norm_penalty(g, center=0.0))
 
 
 def clip_weights_(params_or_module: Union[nn.Module, Iterable[Tensor]], clip: float = 0.01) -> None:
