@@ -31,11 +31,50 @@ __all__ = [
     "wasserstein_d_loss", "wasserstein_g_loss", "d_loss", "g_loss", "binary_cross_entropy_with_logits",
     "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_",
     "ragan_d_loss", "ragan_g_loss", "rpgan_d_loss", "rpgan_g_loss", "gaussian_kl", "kl_div_logits",
-    "js_div_logits",
+    "js_div_logits", "feature_matching_loss",
 ]
 
-def _call(name: str, tensors, kwargs: dict, reduction: str):
+def _call(name: str, tensors, kwargs: dict, reduction: str, per_discriminator: bool = False):
+    if isinstance(tensors[-1], (list, tuple)) or (len(tensors) == 2 and isinstance(tensors[0], (list, tuple))):
+        return _call_list(name, tensors, kwargs, reduction, per_discriminator)
+    if per_discriminator is not False:
+        check_bool("return_per_discriminator", per_discriminator)
+        if per_discriminator:
+            out = backends.run(_checked(name, tensors, reduction), tensors, kwargs, reduction)
+            return out, [out]
     return backends.run(_checked(name, tensors, reduction), tensors, kwargs, reduction)
+
+
+def _call_list(name: str, tensors, kwargs: dict, reduction: str, per_discriminator: bool):
+    """A loss over lists of score tensors, one per discriminator: the sum of each one's
+    reduced loss ("none": the list of each one's terms), and with ``per_discriminator``
+    also the list of per-discriminator losses.  (One fused call per discriminator; the
+    multi-tensor kernel of issue 13 is not written yet.)"""
+    check_bool("return_per_discriminator", per_discriminator)
+    spec = OPS[name]
+    for arg, x in zip(spec.args, tensors):
+        if not isinstance(x, (list, tuple)):
+            raise TypeError(f"{name}: {arg} must be a list or tuple of tensors when "
+                            f"{' and '.join(spec.args)} are lists; got {type(x).__name__}")
+    n = len(tensors[0])
+    if any(len(x) != n for x in tensors):
+        raise ValueError(f"{name}: " + " and ".join(f"{a} has {len(x)} tensors" for a, x in zip(spec.args, tensors))
+                         + "; one per discriminator in each")
+    if n == 0:
+        raise ValueError(f"{name}: empty lists (no discriminator outputs)")
+    check_reduction(reduction)
+    losses = []
+    for i, members in enumerate(zip(*tensors)):
+        for arg, x in zip(spec.args, members):
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{name}: {arg}[{i}] must be a Tensor, got {type(x).__name__}")
+        losses.append(backends.run(_checked(name, members, reduction), members, kwargs, reduction))
+    if reduction == "none":
+        return (losses, losses) if per_discriminator else losses
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
+    return (total, losses) if per_discriminator else total
 
 
 def _checked(name: str, tensors, reduction: str):
@@ -59,7 +98,8 @@ def _checked(name: str, tensors, reduction: str):
 # --------------------------------------------------------------------------- losses
 
 def bce_d_loss(real: Tensor, fake: Tensor, *, real_label: float = 1.0, fake_label: float = 0.0,
-               reduction: str = "mean"):
+               reduction: str = "mean",
+               return_per_discriminator: bool = False):
     """Vanilla GAN discriminator loss, stable BCE with logits.
 
     ``BCEwithlogits(x, real_label) + BCEwithlogits(y, fake_label)`` per element, where
@@ -68,10 +108,11 @@ def bce_d_loss(real: Tensor, fake: Tensor, *, real_label: float = 1.0, fake_labe
     """
     kw = {"real_label": check_number("real_label", real_label),
           "fake_label": check_number("fake_label", fake_label)}
-    return _call("bce_d_loss", (real, fake), kw, reduction)
+    return _call("bce_d_loss", (real, fake), kw, reduction, return_per_discriminator)
 
 
-def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean"):
+def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean",
+               return_per_discriminator: bool = False):
     """Vanilla GAN generator loss.
 
     Non-saturating (default): ``softplus(−y) = −log D(G(z))``.
@@ -79,41 +120,47 @@ def bce_g_loss(fake: Tensor, *, saturating: bool = False, reduction: str = "mean
     when the discriminator confidently rejects the fakes.
     """
     kw = {"saturating": check_bool("saturating", saturating)}
-    return _call("bce_g_loss", (fake,), kw, reduction)
+    return _call("bce_g_loss", (fake,), kw, reduction, return_per_discriminator)
 
 
-def hinge_d_loss(real: Tensor, fake: Tensor, *, margin: float = 1.0, reduction: str = "mean"):
+def hinge_d_loss(real: Tensor, fake: Tensor, *, margin: float = 1.0, reduction: str = "mean",
+                 return_per_discriminator: bool = False):
     """Hinge discriminator loss: ``relu(margin − x)`` and ``relu(margin + y)``.
     The gradient is zero exactly at the margin (``relu'(0) = 0``)."""
     kw = {"margin": check_number("margin", margin)}
-    return _call("hinge_d_loss", (real, fake), kw, reduction)
+    return _call("hinge_d_loss", (real, fake), kw, reduction, return_per_discriminator)
 
 
-def hinge_g_loss(fake: Tensor, *, reduction: str = "mean"):
+def hinge_g_loss(fake: Tensor, *, reduction: str = "mean",
+                 return_per_discriminator: bool = False):
     """Hinge generator loss: ``−y``."""
-    return _call("hinge_g_loss", (fake,), {}, reduction)
+    return _call("hinge_g_loss", (fake,), {}, reduction, return_per_discriminator)
 
 
-def lsgan_d_loss(real: Tensor, fake: Tensor, *, a: float = 0.0, b: float = 1.0, reduction: str = "mean"):
+def lsgan_d_loss(real: Tensor, fake: Tensor, *, a: float = 0.0, b: float = 1.0, reduction: str = "mean",
+                 return_per_discriminator: bool = False):
     """Least-squares discriminator loss: ``½(x − b)²`` and ``½(y − a)²``."""
     kw = {"a": check_number("a", a), "b": check_number("b", b)}
-    return _call("lsgan_d_loss", (real, fake), kw, reduction)
+    return _call("lsgan_d_loss", (real, fake), kw, reduction, return_per_discriminator)
 
 
-def lsgan_g_loss(fake: Tensor, *, c: float = 1.0, reduction: str = "mean"):
+def lsgan_g_loss(fake: Tensor, *, c: float = 1.0, reduction: str = "mean",
+                 return_per_discriminator: bool = False):
     """Least-squares generator loss: ``½(y − c)²``."""
     kw = {"c": check_number("c", c)}
-    return _call("lsgan_g_loss", (fake,), kw, reduction)
+    return _call("lsgan_g_loss", (fake,), kw, reduction, return_per_discriminator)
 
 
-def wasserstein_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
+def wasserstein_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean",
+                       return_per_discriminator: bool = False):
     """Wasserstein critic loss: ``−x`` and ``y`` (the critic minimises ``E[D(G(z))] − E[D(x)]``)."""
-    return _call("wasserstein_d_loss", (real, fake), {}, reduction)
+    return _call("wasserstein_d_loss", (real, fake), {}, reduction, return_per_discriminator)
 
 
-def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean"):
+def wasserstein_g_loss(fake: Tensor, *, reduction: str = "mean",
+                       return_per_discriminator: bool = False):
     """Wasserstein generator loss: ``−y``."""
-    return _call("wasserstein_g_loss", (fake,), {}, reduction)
+    return _call("wasserstein_g_loss", (fake,), {}, reduction, return_per_discriminator)
 
 
 def _kind(kind, table) -> str:
@@ -241,6 +288,64 @@ def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reductio
     softmax distributions along ``dim`` (natural log, so at most ``log 2``); reductions as
     ``kl_div_logits``.  No fused kernel yet: every backend runs the reference."""
     return _distributions("js_div_logits", p_logits, q_logits, dim, reduction)
+
+
+# --------------------------------------------------------------------------- feature matching
+
+def _maps(name: str, feats) -> list:
+    """Feature maps as discriminators return them: a tensor, a list of tensors, or a list
+    (per discriminator) of lists of tensors; as a list of lists."""
+    if isinstance(feats, Tensor):
+        return [[feats]]
+    if not isinstance(feats, (list, tuple)):
+        raise TypeError(f"{name} must be a tensor or a (nested) list of tensors, got {type(feats).__name__}")
+    return [list(f) if isinstance(f, (list, tuple)) else [f] for f in feats]
+
+
+def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", weight: float = 1.0,
+                          detach_real: bool = True, p: int = 1):
+    """Feature matching (pix2pixHD, MelGAN, HiFi-GAN): per feature map ``mean(|f_r − f_g|^p)``
+    (``p = 1``: L1; ``p = 2``: squared L2), summed over maps and discriminators, times
+    ``weight`` (HiFi-GAN: ``weight=2``).  ``real_feats``/``fake_feats`` are nested lists as
+    multi-discriminators return them (per discriminator a list of maps), flat lists, or
+    tensors.  ``reduction="sum"`` sums each map instead of averaging it; ``"none"`` returns
+    the nested list of per-element terms (times ``weight``).  The real maps are targets:
+    detached unless ``detach_real=False``.
+
+    Each map is one ATen pass (``l1_loss`` / ``mse_loss``) forward and one backward; a
+    fused multi-tensor kernel over all maps is not written yet."""
+    check_reduction(reduction)
+    weight = check_number("weight", weight)
+    detach_real = check_bool("detach_real", detach_real)
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    reals, fakes = _maps("real_feats", real_feats), _maps("fake_feats", fake_feats)
+    if len(reals) != len(fakes):
+        raise ValueError(f"real_feats has {len(reals)} discriminators, fake_feats {len(fakes)}")
+    fn = torch.nn.functional.l1_loss if p == 1 else torch.nn.functional.mse_loss
+    total, nested = None, []
+    for d, (rs, gs) in enumerate(zip(reals, fakes)):
+        if len(rs) != len(gs):
+            raise ValueError(f"discriminator {d}: real_feats has {len(rs)} maps, fake_feats {len(gs)}")
+        row = []
+        for m, (r, g) in enumerate(zip(rs, gs)):
+            check_tensor(f"real_feats[{d}][{m}]", r)
+            check_tensor(f"fake_feats[{d}][{m}]", g)
+            check_same_device((f"real_feats[{d}][{m}]", f"fake_feats[{d}][{m}]"), (r, g))
+            if r.shape != g.shape:
+                raise ShapeError(f"discriminator {d}, map {m}: real_feats {tuple(r.shape)} and fake_feats "
+                                 f"{tuple(g.shape)} differ in shape")
+            out = fn(g, r.detach() if detach_real else r, reduction=reduction)
+            if reduction == "none":
+                row.append(out * weight if weight != 1.0 else out)
+            else:
+                total = out if total is None else total + out
+        nested.append(row)
+    if reduction == "none":
+        return nested
+    if total is None:
+        raise ValueError("feature_matching_loss: no feature maps")
+    return total * weight if weight != 1.0 else total
 
 
 def _broadcasts_to(shape, target) -> bool:

@@ -26,7 +26,7 @@ __all__ = [
     "BCEDLoss", "BCEGLoss", "HingeDLoss", "HingeGLoss", "LSGANDLoss", "LSGANGLoss", "WassersteinDLoss",
     "WassersteinGLoss", "DLoss", "GLoss", "BCEWithLogitsLoss", "RaGANDLoss", "RaGANGLoss", "RpGANDLoss",
     "RpGANGLoss", "GaussianKL", "KLDivLogits", "JSDivLogits", "GradNormPenalty", "GradientPenalty",
-    "R1Penalty", "R2Penalty",
+    "R1Penalty", "R2Penalty", "FeatureMatchingLoss",
 ]
 
 
@@ -249,6 +249,21 @@ class KLDivLogits(_Divergence):
 class JSDivLogits(_Divergence):
     """``fastgan.F.js_div_logits``: Jensen–Shannon divergence of two logit tensors along ``dim``."""
     fn = staticmethod(F.js_div_logits)
+
+
+class FeatureMatchingLoss(nn.Module):
+    """``fastgan.F.feature_matching_loss``; ``forward(real_feats, fake_feats)`` with nested lists."""
+
+    def __init__(self, *, reduction: str = "mean", weight: float = 1.0, detach_real: bool = True, p: int = 1):
+        super().__init__()
+        if isinstance(p, bool) or p not in (1, 2):
+            raise ValueError(f"p must be 1 or 2, got {p!r}")
+        self.reduction, self.weight = check_reduction(reduction), check_number("weight", weight)
+        self.detach_real, self.p = check_bool("detach_real", detach_real), p
+
+    def forward(self, real_feats, fake_feats):
+        return F.feature_matching_loss(real_feats, fake_feats, reduction=self.reduction, weight=self.weight,
+                                       detach_real=self.detach_real, p=self.p)
 
 
 # --------------------------------------------------------------------------- penalties

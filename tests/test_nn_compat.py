@@ -23,16 +23,17 @@ MODULES = {
     "js_div_logits": (fnn.JSDivLogits, {}), "grad_norm_penalty": (fnn.GradNormPenalty, {"one_sided": True}),
     "binary_cross_entropy_with_logits": (fnn.BCEWithLogitsLoss, {}),
 }
+LISTS = {"feature_matching_loss": fnn.FeatureMatchingLoss}
 CRITIC_PENALTIES = {"gradient_penalty": fnn.GradientPenalty, "r1_penalty": fnn.R1Penalty,
                     "r2_penalty": fnn.R2Penalty}
 NOT_LOSSES = {"d_loss", "g_loss", "clip_weights_"}  # dispatchers (DLoss/GLoss) and an in-place utility
 
 
 def test_every_functional_has_a_module():
-    have = set(MODULES) | set(CRITIC_PENALTIES) | NOT_LOSSES
+    have = set(MODULES) | set(CRITIC_PENALTIES) | set(LISTS) | NOT_LOSSES
     assert set(F.__all__) == have, f"functional without a Module in fastgan.nn: {set(F.__all__) - have}"
     assert set(fnn.__all__) == {c.__name__ for c, _ in MODULES.values()} | {
-        c.__name__ for c in CRITIC_PENALTIES.values()} | {"DLoss", "GLoss"}
+        c.__name__ for c in CRITIC_PENALTIES.values()} | {c.__name__ for c in LISTS.values()} | {"DLoss", "GLoss"}
 
 
 def _inputs(name, gen):

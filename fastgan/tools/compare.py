@@ -270,6 +270,22 @@ class Config:
     clip: Optional[float] = None
     gp: float = 0.0
     r1: float = 0.0
+    r2: float = 0.0
+
+    @property
+    def relativistic(self) -> bool:
+        """RaGAN / RpGAN: the generator's loss takes the real scores too."""
+        return self.loss in ("ragan", "rpgan")
+
+    def d_loss(self, d_real, d_fake):
+        if self.relativistic:
+            return getattr(F, f"{self.loss}_d_loss")(d_real, d_fake)
+        return F.d_loss(self.loss, d_real, d_fake)
+
+    def g_loss(self, d_real, d_fake):
+        if self.relativistic:
+            return getattr(F, f"{self.loss}_g_loss")(d_real, d_fake)
+        return F.g_loss(self.loss, d_fake, **self.g_kwargs)
 
     def describe(self) -> str:
         opt = (f"Adam(lr={self.lr}, betas={self.betas})" if self.optimizer == "adam"
@@ -283,6 +299,8 @@ class Config:
             extra.append(f"gradient penalty λ={self.gp}")
         if self.r1:
             extra.append(f"R1 γ={self.r1}")
+        if self.r2:
+            extra.append(f"R2 γ={self.r2}")
         if self.g_kwargs:
             extra.append(", ".join(f"G {k}={v}" for k, v in self.g_kwargs.items()))
         return f"{self.loss} loss, {opt}, " + ", ".join(extra)
@@ -297,6 +315,8 @@ CONFIGS: Dict[str, Config] = {c.name: c for c in (
     Config("wgan-clip", "wasserstein", n_critic=5, optimizer="rmsprop", lr=5e-5, clip=0.01),
     Config("wgan-gp", "wasserstein", n_critic=5, lr=1e-4, betas=(0.5, 0.9), gp=10.0),
     Config("bce-ns-r1", "bce", r1=1.0),
+    Config("ragan", "ragan"),                      # ESRGAN's adversarial loss (without its ½)
+    Config("rpgan-r1-r2", "rpgan", r1=1.0, r2=1.0),  # the R3GAN recipe: RpGAN + R1 + R2
 )}
 
 
@@ -332,12 +352,14 @@ def train_one(cfg: Config, data, seed: int, steps: int, evals: int = 10, eval_n:
             real = data.sample(batch, gen).to(device)
             with torch.no_grad():
                 fake = G(torch.randn(batch, z_dim, generator=gen).to(device))
-            loss_d = F.d_loss(cfg.loss, D(real), D(fake))
+            loss_d = cfg.d_loss(D(real), D(fake))
             if cfg.gp:
                 loss_d = loss_d + F.gradient_penalty(D, real, fake, weight=cfg.gp,
                                                      alpha=torch.rand(batch, generator=gen).to(device))
             if cfg.r1:
                 loss_d = loss_d + F.r1_penalty(D, real, gamma=cfg.r1)
+            if cfg.r2:
+                loss_d = loss_d + F.r2_penalty(D, fake, gamma=cfg.r2)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
@@ -345,7 +367,8 @@ def train_one(cfg: Config, data, seed: int, steps: int, evals: int = 10, eval_n:
                 F.clip_weights_(D, cfg.clip)
         fake = G(torch.randn(batch, z_dim, generator=gen).to(device))
         fake.retain_grad()
-        loss_g = F.g_loss(cfg.loss, D(fake), **cfg.g_kwargs)
+        d_real = D(data.sample(batch, gen).to(device)) if cfg.relativistic else None
+        loss_g = cfg.g_loss(d_real, D(fake))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -355,7 +378,7 @@ def train_one(cfg: Config, data, seed: int, steps: int, evals: int = 10, eval_n:
             with torch.no_grad():
                 samples = G(eval_z).cpu()
                 real = eval_real.to(device)
-                est = -float(F.d_loss(cfg.loss, D(real), D(samples.to(device))))
+                est = -float(cfg.d_loss(D(real), D(samples.to(device))))
             curve["step"].append(step)
             curve["w1"].append(wasserstein1(samples.flatten(1), eval_real.flatten(1)))
             curve["neg_loss_d"].append(est)
