@@ -23,13 +23,15 @@ from torch import Tensor
 from . import backends
 from .checks import (FLOAT_SET, REDUCTIONS, DTypeError, ShapeError, check_bool, check_number,  # noqa: F401
                      check_real_tensor, check_reduction, check_same_device, check_tensor)
-from .penalties import clip_weights_, grad_norm_penalty, gradient_penalty, r1_penalty, r2_penalty
+from .penalties import (clip_weights_, dragan_penalty, drift_penalty, grad_norm_penalty, gradient_penalty,  # noqa: F401
+                        r1_penalty, r2_penalty)
 from .registry import D_KINDS, G_KINDS, OPS
 
 __all__ = [
     "bce_d_loss", "bce_g_loss", "hinge_d_loss", "hinge_g_loss", "lsgan_d_loss", "lsgan_g_loss",
     "wasserstein_d_loss", "wasserstein_g_loss", "d_loss", "g_loss", "binary_cross_entropy_with_logits",
-    "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_",
+    "grad_norm_penalty", "gradient_penalty", "r1_penalty", "r2_penalty", "clip_weights_", "dragan_penalty",
+    "drift_penalty",
     "ragan_d_loss", "ragan_g_loss", "rpgan_d_loss", "rpgan_g_loss", "gaussian_kl", "kl_div_logits",
     "js_div_logits", "feature_matching_loss",
 ]

@@ -26,7 +26,7 @@ __all__ = [
     "BCEDLoss", "BCEGLoss", "HingeDLoss", "HingeGLoss", "LSGANDLoss", "LSGANGLoss", "WassersteinDLoss",
     "WassersteinGLoss", "DLoss", "GLoss", "BCEWithLogitsLoss", "RaGANDLoss", "RaGANGLoss", "RpGANDLoss",
     "RpGANGLoss", "GaussianKL", "KLDivLogits", "JSDivLogits", "GradNormPenalty", "GradientPenalty",
-    "R1Penalty", "R2Penalty", "FeatureMatchingLoss",
+    "R1Penalty", "R2Penalty", "FeatureMatchingLoss", "DRAGANPenalty", "DriftPenalty",
 ]
 
 
@@ -315,3 +315,25 @@ class R2Penalty(nn.Module):
     def forward(self, critic, fake: Tensor, scaler=None) -> Tensor:
         return F.r2_penalty(critic, fake, gamma=self.gamma, scaler=scaler)
 
+
+class DRAGANPenalty(nn.Module):
+    """``fastgan.F.dragan_penalty``; ``forward(critic, real, alpha=None, scaler=None, noise=None)``."""
+
+    def __init__(self, *, weight: float = 10.0, c: float = 0.5):
+        super().__init__()
+        self.weight, self.c = check_number("weight", weight), check_number("c", c)
+
+    def forward(self, critic, real: Tensor, alpha: Optional[Tensor] = None, scaler=None,
+                noise: Optional[Tensor] = None) -> Tensor:
+        return F.dragan_penalty(critic, real, weight=self.weight, c=self.c, alpha=alpha, scaler=scaler, noise=noise)
+
+
+class DriftPenalty(nn.Module):
+    """``fastgan.F.drift_penalty``: ``eps · mean(x²)``; ``forward(real_scores)``."""
+
+    def __init__(self, *, eps: float = 1e-3):
+        super().__init__()
+        self.eps = check_number("eps", eps)
+
+    def forward(self, real_scores: Tensor) -> Tensor:
+        return F.drift_penalty(real_scores, eps=self.eps)

@@ -1,4 +1,4 @@
-"""Gradient penalties (WGAN-GP, one-sided LP, R1, R2) and WGAN weight clipping.
+"""Gradient penalties (WGAN-GP, one-sided LP, R1, R2, DRAGAN), the drift penalty and WGAN weight clipping.
 
 Re-exported by ``fastgan.functional`` and at ``fastgan.``.  The common mistakes
 these functions make impossible: a norm over the whole batch or over channels
@@ -182,6 +182,56 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
     x_hat = torch.lerp(fake.detach().to(dtype), real.detach().to(dtype), a).requires_grad_(True)
     g, finish = _input_grads(critic, x_hat, scaler, "x_hat")
     return finish(w * grad_norm_penalty(g, center=center, one_sided=one_sided))
+
+
+def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5, alpha: Optional[Tensor] = None,
+                   scaler=None, noise: Optional[Tensor] = None) -> Tensor:
+    """DRAGAN (Kodali et al. 2017): the gradient penalty around perturbed real data,
+    ``weight · mean_i (‖∇x̂ D(x̂)_i‖₂ − 1)²`` at ``x̂ = real + alpha·c·std(real)·noise``.
+
+    That is the authors' implementation's form: perturbed samples ``x_p = x + c·std(x)·u``
+    with ``u ~ U[0, 1)`` per element (``noise``; drawn when None) and ``std`` over the whole
+    batch (unbiased, torch's default), then a per-sample ``alpha ~ U[0, 1)`` (shape
+    ``(B,)``) between ``x`` and ``x_p``.  Pass ``alpha`` and ``noise`` to reproduce a run
+    (e.g. the same draws on every rank).  ``scaler`` as in ``gradient_penalty``."""
+    _check_critic(critic)
+    check_tensor("real", real)
+    if real.dim() < 1 or real.shape[0] == 0:
+        raise ValueError(f"real must have a non-empty batch dimension, got shape {tuple(real.shape)}")
+    w, c = check_number("weight", weight), check_number("c", c)
+    scaler = _check_scaler(scaler)
+    B = real.shape[0]
+    x = real.detach()
+    if noise is None:
+        noise = torch.rand_like(x)
+    else:
+        check_tensor("noise", noise)
+        if noise.shape != x.shape or noise.device != x.device:
+            raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
+                             f"{tuple(noise.shape)} on {noise.device}")
+    if alpha is None:
+        alpha = torch.rand(B, device=x.device, dtype=x.dtype)
+    else:
+        check_tensor("alpha", alpha)
+        if alpha.shape != (B,):
+            raise ValueError(f"alpha must have shape (B,) = ({B},), one value per sample; got {tuple(alpha.shape)}")
+        if alpha.device != x.device:
+            raise ValueError(f"alpha is on {alpha.device} but real is on {x.device}")
+    a = alpha.detach().to(x.dtype).view(B, *([1] * (x.dim() - 1)))
+    # one std over the batch (a sample of one element has no spread: std is nan, as torch's)
+    x_hat = (x + a * (c * x.std()) * noise.detach().to(x.dtype)).requires_grad_(True)
+    g, finish = _input_grads(critic, x_hat, scaler, "x_hat")
+    return finish(w * grad_norm_penalty(g, center=1.0))
+
+
+def drift_penalty(real_scores: Tensor, *, eps: float = 1e-3) -> Tensor:
+    """ProGAN's drift penalty (Karras et al. 2018, sec. A.1): ``eps · mean(x²)`` of the
+    critic's scores on real data, which keeps them from drifting away from 0.  Computed as
+    ``2·eps`` times the fused ``½(x − 0)²`` (``lsgan_g_loss`` with ``c = 0``): one pass
+    each way."""
+    e = check_number("eps", eps)
+    check_tensor("real_scores", real_scores)
+    return (2.0 * e) * backends.run(OPS["lsgan_g_loss"], (real_scores,), {"c": 0.0}, "mean")
 
 
 def r1_penalty(critic, real: Tensor, *, gamma: float = 10.0, scaler=None) -> Tensor:

@@ -25,7 +25,8 @@ MODULES = {
 }
 LISTS = {"feature_matching_loss": fnn.FeatureMatchingLoss}
 CRITIC_PENALTIES = {"gradient_penalty": fnn.GradientPenalty, "r1_penalty": fnn.R1Penalty,
-                    "r2_penalty": fnn.R2Penalty}
+                    "r2_penalty": fnn.R2Penalty, "dragan_penalty": fnn.DRAGANPenalty,
+                    "drift_penalty": fnn.DriftPenalty}
 NOT_LOSSES = {"d_loss", "g_loss", "clip_weights_"}  # dispatchers (DLoss/GLoss) and an in-place utility
 
 
@@ -93,6 +94,10 @@ def test_penalty_modules_equal_functionals():
         F.gradient_penalty(critic, real, fake, one_sided=True, alpha=alpha)
     assert fnn.R1Penalty(gamma=2.0)(critic, real) == F.r1_penalty(critic, real, gamma=2.0)
     assert fnn.R2Penalty(gamma=2.0)(critic, fake) == F.r2_penalty(critic, fake, gamma=2.0)
+    noise = torch.rand(5, 3, generator=gen, dtype=torch.float64)
+    assert fnn.DRAGANPenalty(c=0.3)(critic, real, alpha, noise=noise) == \
+        F.dragan_penalty(critic, real, c=0.3, alpha=alpha, noise=noise)
+    assert fnn.DriftPenalty(eps=0.1)(real) == F.drift_penalty(real, eps=0.1)
 
 
 # --------------------------------------------------------------------------- compat: plain torch conventions

@@ -347,3 +347,53 @@ def test_clip_weights_():
         F.clip_weights_(m, -1.0)
     with pytest.raises(TypeError, match="params_or_module"):
         F.clip_weights_([1.0, 2.0])
+
+
+# --------------------------------------------------------------------------- DRAGAN and drift
+
+def _dragan_by_hand(critic, real, alpha, noise, c, weight):
+    """The authors' form written out: x_p = x + c·std(x)·u, x̂ = x + alpha·(x_p − x)."""
+    x_p = real + c * real.std() * noise
+    a = alpha.view(-1, *([1] * (real.dim() - 1)))
+    x_hat = (real + a * (x_p - real)).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return weight * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+@pytest.mark.parametrize("backend", ["torch", "native"])
+def test_dragan_matches_the_hand_written_form(backend):
+    gen = torch.Generator().manual_seed(4)
+    critic = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                 torch.nn.Linear(3 * 4 * 4, 1)).double()
+    real = torch.randn(6, 2, 6, 6, generator=gen, dtype=torch.float64)
+    alpha = torch.rand(6, generator=gen, dtype=torch.float64)
+    noise = torch.rand(6, 2, 6, 6, generator=gen, dtype=torch.float64)
+    with fastgan.use_backend(backend):
+        ours = F.dragan_penalty(critic, real, weight=5.0, c=0.5, alpha=alpha, noise=noise)
+    theirs = _dragan_by_hand(critic, real, alpha, noise, 0.5, 5.0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    params = list(critic.parameters())
+    for a, b in zip(torch.autograd.grad(ours, params, allow_unused=True),
+                    torch.autograd.grad(theirs, params, allow_unused=True)):
+        assert (a is None) == (b is None)  # the last bias does not enter ∂D/∂x
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    drawn = F.dragan_penalty(critic, real)  # drawn alpha and noise: finite, non-negative
+    assert drawn.isfinite() and drawn >= 0
+    with pytest.raises(ValueError, match="noise must have real's shape"):
+        F.dragan_penalty(critic, real, noise=noise[:3])
+    with pytest.raises(ValueError, match="alpha must have shape"):
+        F.dragan_penalty(critic, real, alpha=alpha[:2])
+
+
+@pytest.mark.parametrize("backend", ["torch", "native"])
+def test_drift_penalty(backend):
+    x = torch.tensor([0.0, 3.0, -2.0, 1e4], dtype=torch.float64, requires_grad=True)
+    with fastgan.use_backend(backend):
+        p = F.drift_penalty(x, eps=1e-3)
+    torch.testing.assert_close(p, 1e-3 * (x.detach() ** 2).mean(), rtol=1e-14, atol=0)
+    (g,) = torch.autograd.grad(p, x)
+    torch.testing.assert_close(g, 2e-3 * x.detach() / 4, rtol=1e-14, atol=0)
+    assert F.drift_penalty(x.detach().half()).dtype == torch.float16
+    with pytest.raises(TypeError, match="eps"):
+        F.drift_penalty(x, eps="small")
