@@ -518,4 +518,82 @@ at::Tensor penalty_bwd_cpu(const at::Tensor& grads, const at::Tensor& sq, double
   return dg.view(grads.sizes());
 }
 
+// ---------------------------------------------------------------- feature matching
+
+namespace {
+
+void check_fm(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales) {
+  TORCH_CHECK(reals.size() == fakes.size() && scales.size() == fakes.size(),
+              "fastgan: fm needs one real map, one fake map and one scale per index");
+  TORCH_CHECK(p == 1 || p == 2, "fastgan: fm p must be 1 or 2, got ", p);
+  for (size_t m = 0; m < fakes.size(); m++) {
+    TORCH_CHECK(reals[m].sizes() == fakes[m].sizes() && reals[m].scalar_type() == fakes[m].scalar_type(),
+                "fastgan: fm map ", m, ": real and fake differ in shape or dtype");
+  }
+}
+
+}  // namespace
+
+at::Tensor fm_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales) {
+  check_fm(reals, fakes, p, scales);
+  at::ScalarType dt = fakes.empty() ? at::kFloat : fakes[0].scalar_type();
+  double total = 0;
+  for (size_t m = 0; m < fakes.size(); m++) {
+    dt = at::promoteTypes(dt, fakes[m].scalar_type());
+    check_cpu(fakes[m], "fake feature map");
+    check_cpu(reals[m], "real feature map");
+    at::Tensor r = flat(reals[m]), g = flat(fakes[m]);
+    const int64_t n = g.numel();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "fastgan_fm_fwd", [&] {
+      using acc_t = typename Acc<scalar_t>::type;
+      const scalar_t* rp = r.data_ptr<scalar_t>();
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      acc_t s = p == 1 ? chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+                           return (load<acc_t>(gp + i, cnt) - load<acc_t>(rp + i, cnt)).abs();
+                         })
+                       : chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
+                           const auto d = load<acc_t>(gp + i, cnt) - load<acc_t>(rp + i, cnt);
+                           return d * d;
+                         });
+      // a map with no elements: its mean is nan, as torch's (the scale is 1/0 = inf there)
+      total += n == 0 ? scales[m] * 0.0 * std::numeric_limits<double>::infinity() : scales[m] * static_cast<double>(s);
+    });
+  }
+  return at::scalar_tensor(total, at::TensorOptions().dtype(dt));
+}
+
+std::vector<at::Tensor> fm_bwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales,
+                                   const at::Tensor& up) {
+  check_fm(reals, fakes, p, scales);
+  const double u = up.to(at::kDouble).item<double>();
+  std::vector<at::Tensor> out;
+  for (size_t m = 0; m < fakes.size(); m++) {
+    at::Tensor r = flat(reals[m]), g = flat(fakes[m]);
+    at::Tensor d = at::empty_like(g);
+    const int64_t n = g.numel();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "fastgan_fm_bwd", [&] {
+      using acc_t = typename Acc<scalar_t>::type;
+      using V = Vectorized<acc_t>;
+      const scalar_t* rp = r.data_ptr<scalar_t>();
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      const V c(static_cast<acc_t>(u * scales[m] * (p == 1 ? 1.0 : 2.0)));
+      if (p == 1) {
+        const V zero(0), one(1);
+        elementwise<acc_t>(d.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
+          const V x = load<acc_t>(gp + i, cnt) - load<acc_t>(rp + i, cnt);
+          // sign(x): 1, -1, or 0 at x = 0 (torch's abs'(0) = 0); nan stays nan
+          const V sgn = V::blendv(zero, one, x > zero) - V::blendv(zero, one, x < zero);
+          return c * V::blendv(sgn, x, x != x);
+        });
+      } else {
+        elementwise<acc_t>(d.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
+          return c * (load<acc_t>(gp + i, cnt) - load<acc_t>(rp + i, cnt));
+        });
+      }
+    });
+    out.push_back(d.view(fakes[m].sizes()));
+  }
+  return out;
+}
+
 }  // namespace fastgan

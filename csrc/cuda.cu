@@ -429,6 +429,36 @@ at::Tensor penalty_bwd_cuda(const at::Tensor& grads, const at::Tensor& sq, doubl
   return dg.view(grads.sizes());
 }
 
+// feature matching on CUDA: ATen ops per map for now (correct, not fused: one reduction
+// and one elementwise pass per map); the fused multi-tensor kernel is future work
+at::Tensor fm_fwd_cuda(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales) {
+  TORCH_CHECK(reals.size() == fakes.size() && scales.size() == fakes.size(),
+              "fastgan: fm needs one real map, one fake map and one scale per index");
+  TORCH_CHECK(!fakes.empty(), "fastgan: fm needs at least one map");
+  at::Tensor total;
+  for (size_t m = 0; m < fakes.size(); m++) {
+    check_cuda(fakes[m], "fake feature map");
+    at::Tensor d = fakes[m].to(acc_type(fakes[m].scalar_type())) - reals[m].to(acc_type(fakes[m].scalar_type()));
+    at::Tensor s = (p == 1 ? d.abs().sum() : (d * d).sum()).to(at::kDouble) * scales[m];
+    total = total.defined() ? total + s : s;
+  }
+  at::ScalarType dt = fakes[0].scalar_type();
+  for (const auto& f : fakes) dt = at::promoteTypes(dt, f.scalar_type());
+  return total.to(dt);
+}
+
+std::vector<at::Tensor> fm_bwd_cuda(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales,
+                                    const at::Tensor& up) {
+  std::vector<at::Tensor> out;
+  for (size_t m = 0; m < fakes.size(); m++) {
+    const auto acc = acc_type(fakes[m].scalar_type());
+    at::Tensor d = fakes[m].to(acc) - reals[m].to(acc);
+    at::Tensor c = up.to(acc) * (scales[m] * (p == 1 ? 1.0 : 2.0));
+    out.push_back(((p == 1 ? d.sign() : d) * c).to(fakes[m].scalar_type()));
+  }
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan_native, CUDA, m) {
@@ -438,6 +468,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, CUDA, m) {
   m.impl("bce_bwd", &bce_bwd_cuda);
   m.impl("penalty_fwd", &penalty_fwd_cuda);
   m.impl("penalty_bwd", &penalty_bwd_cuda);
+  m.impl("fm_fwd", &fm_fwd_cuda);
+  m.impl("fm_bwd", &fm_bwd_cuda);
 }
 
 }  // namespace fastgan

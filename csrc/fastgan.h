@@ -47,6 +47,15 @@ std::vector<at::Tensor> penalty_fwd_cpu(const at::Tensor& g, double center, bool
 at::Tensor penalty_bwd_cpu(const at::Tensor& g, const at::Tensor& sq, double center, bool one_sided,
                            int64_t reduction, const at::Tensor& up);
 
+// feature matching over lists of maps: Σ_m scales[m] · Σ_i |g − r|^p (p = 1 or 2), one read of
+// each map, the total as a 0-d tensor of the promoted dtype of the fakes (op fm_fwd); and
+// ∂/∂g per map: up · scales[m] · sign(g − r) (p = 1, sign(0) = 0) or 2·(g − r) (p = 2), in
+// each fake's dtype and shape (op fm_bwd).  Real and fake maps of one index have one
+// shape and dtype (the Python layer checks and converts).
+at::Tensor fm_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales);
+std::vector<at::Tensor> fm_bwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales,
+                                   const at::Tensor& up);
+
 // helpers shared by both devices
 inline double mean_weight(int64_t reduction, int64_t n) {
   return (reduction == MEAN && n > 0) ? 1.0 / static_cast<double>(n) : 1.0;

@@ -1,7 +1,7 @@
 // fastgan native ops: schemas (one place), CPU kernels, and autograd registered in C++.
 //
 // Two layers:
-//   raw ops       pair_fwd / pair_bwd / bce_fwd / bce_bwd / penalty_fwd / penalty_bwd:
+//   raw ops       pair_fwd / pair_bwd / bce_fwd / bce_bwd / penalty_fwd / penalty_bwd / fm_fwd / fm_bwd:
 //                 kernels only (CPU here, CUDA in cuda.cu), no autograd
 //   autograd ops  pair_loss / bce_loss / penalty: a torch::autograd::Function registered for
 //                 the Autograd dispatch key.  First derivatives come from the backward
@@ -139,6 +139,19 @@ std::vector<at::Tensor> pair_fwd_saving_meta(const c10::optional<at::Tensor>& re
 
 at::Tensor pair_scale_meta(const at::Tensor& d, const at::Tensor& up, int64_t reduction, at::ScalarType dtype) {
   return like_meta(d, dtype);
+}
+
+at::Tensor fm_fwd_meta(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales) {
+  at::ScalarType dt = fakes.empty() ? at::kFloat : fakes[0].scalar_type();
+  for (const auto& f : fakes) dt = at::promoteTypes(dt, f.scalar_type());
+  return at::empty({}, at::TensorOptions().dtype(dt).device(at::kMeta));
+}
+
+std::vector<at::Tensor> fm_bwd_meta(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales,
+                                    const at::Tensor& up) {
+  std::vector<at::Tensor> out;
+  for (const auto& f : fakes) out.push_back(at::empty(f.sizes(), f.options()));
+  return out;
 }
 
 at::Tensor bce_fwd_meta(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
@@ -445,6 +458,8 @@ TORCH_LIBRARY(fastgan_native, m) {
   m.def("bce_bwd(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, int reduction, Tensor up) -> Tensor");
   m.def("penalty_fwd(Tensor grads, float center, bool one_sided, int reduction) -> Tensor[]");
   m.def("penalty_bwd(Tensor grads, Tensor sq, float center, bool one_sided, int reduction, Tensor up) -> Tensor");
+  m.def("fm_fwd(Tensor[] reals, Tensor[] fakes, int p, float[] scales) -> Tensor");
+  m.def("fm_bwd(Tensor[] reals, Tensor[] fakes, int p, float[] scales, Tensor up) -> Tensor[]");
   // the CPU saving forward and its backward (PairLossFn): {loss, d_real, d_fake} (no d_real
   // without real); g = up · mean weight · d in dtype, up the loss's 0-d CPU gradient
   m.def("pair_fwd_saving(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
@@ -463,6 +478,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, CPU, m) {
   m.impl("penalty_bwd", &penalty_bwd_cpu);
   m.impl("pair_fwd_saving", &pair_fwd_saving_cpu);
   m.impl("pair_scale", &pair_scale_cpu);
+  m.impl("fm_fwd", &fm_fwd_cpu);
+  m.impl("fm_bwd", &fm_bwd_cpu);
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, Meta, m) {
@@ -474,6 +491,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, Meta, m) {
   m.impl("penalty_bwd", &penalty_bwd_meta);
   m.impl("pair_fwd_saving", &pair_fwd_saving_meta);
   m.impl("pair_scale", &pair_scale_meta);
+  m.impl("fm_fwd", &fm_fwd_meta);
+  m.impl("fm_bwd", &fm_bwd_meta);
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, Autograd, m) {

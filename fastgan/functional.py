@@ -314,8 +314,9 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     the nested list of per-element terms (times ``weight``).  The real maps are targets:
     detached unless ``detach_real=False``.
 
-    Each map is one ATen pass (``l1_loss`` / ``mse_loss``) forward and one backward; a
-    fused multi-tensor kernel over all maps is not written yet."""
+    On the native backend one op reads every map once (forward) and once more to write
+    each gradient (backward), in one autograd node over all maps; the Triton backend has
+    no kernel for it yet and runs the reference."""
     check_reduction(reduction)
     weight = check_number("weight", weight)
     detach_real = check_bool("detach_real", detach_real)
@@ -324,12 +325,10 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     reals, fakes = _maps("real_feats", real_feats), _maps("fake_feats", fake_feats)
     if len(reals) != len(fakes):
         raise ValueError(f"real_feats has {len(reals)} discriminators, fake_feats {len(fakes)}")
-    fn = torch.nn.functional.l1_loss if p == 1 else torch.nn.functional.mse_loss
-    total, nested = None, []
+    flat_r, flat_g, counts = [], [], []
     for d, (rs, gs) in enumerate(zip(reals, fakes)):
         if len(rs) != len(gs):
             raise ValueError(f"discriminator {d}: real_feats has {len(rs)} maps, fake_feats {len(gs)}")
-        row = []
         for m, (r, g) in enumerate(zip(rs, gs)):
             check_tensor(f"real_feats[{d}][{m}]", r)
             check_tensor(f"fake_feats[{d}][{m}]", g)
@@ -337,17 +336,24 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
             if r.shape != g.shape:
                 raise ShapeError(f"discriminator {d}, map {m}: real_feats {tuple(r.shape)} and fake_feats "
                                  f"{tuple(g.shape)} differ in shape")
-            out = fn(g, r.detach() if detach_real else r, reduction=reduction)
-            if reduction == "none":
-                row.append(out * weight if weight != 1.0 else out)
-            else:
-                total = out if total is None else total + out
-        nested.append(row)
-    if reduction == "none":
-        return nested
-    if total is None:
+            if flat_g and g.device != flat_g[0].device:
+                raise ValueError(f"fake_feats[{d}][{m}] is on {g.device} but fake_feats[0][0] is on "
+                                 f"{flat_g[0].device}; move them to one device")
+            r = r.detach() if detach_real else r
+            flat_r.append(r if r.dtype == g.dtype else r.to(g.dtype))
+            flat_g.append(g)
+        counts.append(len(gs))
+    if not flat_g:
         raise ValueError("feature_matching_loss: no feature maps")
-    return total * weight if weight != 1.0 else total
+    out = backends.feature_matching(flat_r, flat_g, p, reduction)
+    if reduction == "none":
+        out = [o * weight for o in out] if weight != 1.0 else out
+        nested, k = [], 0
+        for c in counts:
+            nested.append(out[k:k + c])
+            k += c
+        return nested
+    return out * weight if weight != 1.0 else out
 
 
 def _broadcasts_to(shape, target) -> bool:

@@ -273,6 +273,29 @@ def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reductio
     return _rows(terms, dim, reduction, torch.empty((), dtype=torch.promote_types(p_logits.dtype, q_logits.dtype)))
 
 
+# --- feature matching -------------------------------------------------------------
+
+def feature_matching_loss(reals, fakes, *, p: int = 1, reduction: str = "mean"):
+    """``Σ_m reduce(|g_m − r_m|^p)`` over lists of same-shaped maps (already flat lists,
+    reals already detached if they should be): "mean" averages each map, "sum" sums it;
+    "none" gives the list of per-element terms.  Each map in its accumulation dtype; the
+    total in the promoted dtype of the fakes."""
+    terms = []
+    for r, g in zip(reals, fakes):
+        d = _up(g) - _up(r)
+        terms.append(d.abs() if p == 1 else d * d)
+    if reduction == "none":
+        return [t.to(g.dtype) for t, g in zip(terms, fakes)]
+    total = None
+    for t in terms:
+        out = t.sum() / t.numel() if reduction == "mean" else t.sum()
+        total = out if total is None else total + out
+    dt = fakes[0].dtype
+    for g in fakes[1:]:
+        dt = torch.promote_types(dt, g.dtype)
+    return total.to(dt)
+
+
 # --- drop-in binary_cross_entropy_with_logits ---------------------------------
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,

@@ -97,15 +97,19 @@ def _fm_maps(gen, shapes):
     return [[torch.randn(s, generator=gen, dtype=torch.float64) for s in group] for group in shapes]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("p", [1, 2])
 @pytest.mark.parametrize("detach_real", [True, False])
-def test_feature_matching_against_plain_torch(p, detach_real):
+def test_feature_matching_against_plain_torch(p, detach_real, backend):
     gen = torch.Generator().manual_seed(p)
     shapes = [[(2, 4, 30), (2, 8, 15), (2, 1, 7)], [(2, 4, 3, 3), (2, 16)]]
     real, fake = _fm_maps(gen, shapes), _fm_maps(gen, shapes)
     r1, f1 = _leaves(real), _leaves(fake)
     r2, f2 = _leaves(real), _leaves(fake)
-    ours = F.feature_matching_loss(r1, f1, weight=2.0, p=p, detach_real=detach_real)
+    f1[0][1].data[0, 0] = r1[0][1].data[0, 0]  # one element exactly equal: |·|'(0) = 0
+    f2[0][1].data[0, 0] = r2[0][1].data[0, 0]
+    with fastgan.use_backend(backend):
+        ours = F.feature_matching_loss(r1, f1, weight=2.0, p=p, detach_real=detach_real)
     theirs = 2.0 * sum(((a.detach() if detach_real else a) - b).abs().pow(p).mean()
                        for ra, fa in zip(r2, f2) for a, b in zip(ra, fa))
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
@@ -134,3 +138,27 @@ def test_feature_matching_shapes_and_errors():
         F.feature_matching_loss(a, b, p=3)
     with pytest.raises(TypeError, match=r"fake_feats\[0\]\[0\]"):
         F.feature_matching_loss([[a]], [[b.long()]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("p", [1, 2])
+def test_feature_matching_gradgradcheck(p, backend):
+    gen = torch.Generator().manual_seed(5)
+    r = [torch.randn(3, 2, generator=gen, dtype=torch.float64), torch.randn(4, generator=gen, dtype=torch.float64)]
+    g = [(x + 0.5).requires_grad_() for x in r]  # no element at the kink of |·|
+    rr = [x.clone().requires_grad_() for x in r]
+
+    def fn(*xs):
+        with fastgan.use_backend(backend):
+            return F.feature_matching_loss(list(xs[:2]), list(xs[2:]), p=p, detach_real=False)
+    assert torch.autograd.gradcheck(fn, (*rr, *g))
+    assert torch.autograd.gradgradcheck(fn, (*rr, *g))
+
+
+def test_feature_matching_half_and_empty_map():
+    a = torch.randn(2, 8, dtype=torch.float16)
+    b = torch.randn(2, 8, dtype=torch.float16, requires_grad=True)
+    out = F.feature_matching_loss(a, b)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), (a.float() - b.detach().float()).abs().mean(), rtol=2e-3, atol=2e-3)
+    assert F.feature_matching_loss([a, a[:0]], [b, b[:0]]).isnan()  # a map with no elements: mean of nothing

@@ -41,6 +41,7 @@ from typing import Dict, Iterator, Tuple
 
 import torch
 
+from .. import reference
 from ..registry import OPS, Family, OpSpec
 from . import native_backend, native_loader, torch_backend, triton_backend
 from .modes import transformed
@@ -244,6 +245,20 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
     return backend.penalty(tensors[0], float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)),
                            reduction)
+
+
+def feature_matching(reals, fakes, p: int, reduction: str):
+    """Feature matching over flat lists of maps on the backend selected for their device:
+    the native extension's fused ops, else the reference (the Triton backend has no
+    feature-matching kernel yet; "none" is the reference's per-element terms)."""
+    g = fakes[0]
+    if reduction == "none" or transformed() or torch.compiler.is_compiling():
+        backend = torch_backend
+    else:
+        backend = _resolved.get((_override.name or _process_default(), _device_type(g))) or resolve(g.device)
+    if backend is native_backend:
+        return native_backend.feature_matching(reals, fakes, p, reduction)
+    return reference.feature_matching_loss(reals, fakes, p=p, reduction=reduction)
 
 
 __all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "resolve", "BACKENDS", "NAMES"]

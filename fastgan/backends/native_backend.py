@@ -65,3 +65,42 @@ def bce_loss(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optiona
 
 def penalty(g: Tensor, center: float, one_sided: bool, reduction: str):
     return _ops().penalty(g, center, one_sided, _REDUCTION[reduction])
+
+
+class _FeatureMatching(torch.autograd.Function):
+    """Feature matching over lists of maps in one node: the raw ops ``fm_fwd`` (one read
+    of each map) and ``fm_bwd`` (one read of each pair, one write of each gradient).  A
+    backward that records a graph (``create_graph=True``) is composed of differentiable
+    ATen ops instead (``sign(g − r)`` or ``2(g − r)`` times the scale), so the second
+    derivatives are exact.  (A Python autograd node, once per call over all maps; the
+    per-tensor losses keep theirs in C++.)"""
+
+    @staticmethod
+    def forward(ctx, p: int, scales, n: int, *maps):
+        reals, fakes = list(maps[:n]), list(maps[n:])
+        ctx.p, ctx.scales, ctx.n = p, scales, n
+        ctx.reals_need_grad = [r.requires_grad for r in reals]
+        ctx.save_for_backward(*maps)
+        return torch.ops.fastgan_native.fm_fwd(reals, fakes, p, scales)
+
+    @staticmethod
+    def backward(ctx, up):
+        maps = ctx.saved_tensors
+        reals, fakes = list(maps[:ctx.n]), list(maps[ctx.n:])
+        if torch.is_grad_enabled():  # create_graph: differentiable ATen ops
+            grads = []
+            for r, g, c in zip(reals, fakes, ctx.scales):
+                d = g - r
+                grads.append((d.sign() if ctx.p == 1 else 2 * d) * (up * c).to(g.dtype))
+        else:
+            grads = list(torch.ops.fastgan_native.fm_bwd(reals, fakes, ctx.p, ctx.scales, up))
+        real_grads = [(-g if need else None) for g, need in zip(grads, ctx.reals_need_grad)]
+        return (None, None, None, *real_grads, *grads)
+
+
+def feature_matching(reals, fakes, p: int, reduction: str):
+    """``Σ_m reduce(|g_m − r_m|^p)`` over flat lists of same-shaped, same-dtype maps
+    ("mean" or "sum"); one autograd node over all maps."""
+    scales = [1.0 / g.numel() if (reduction == "mean" and g.numel()) else
+              (float("inf") if reduction == "mean" else 1.0) for g in fakes]
+    return _FeatureMatching.apply(p, scales, len(reals), *reals, *fakes)
