@@ -314,9 +314,9 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     the nested list of per-element terms (times ``weight``).  The real maps are targets:
     detached unless ``detach_real=False``.
 
-    On the native backend one op reads every map once (forward) and once more to write
-    each gradient (backward), in one autograd node over all maps; the Triton backend has
-    no kernel for it yet and runs the reference."""
+    On the native and Triton backends the forward reads every map once and the backward
+    reads each pair once more and writes each gradient, in one autograd node over all
+    maps (Triton: one launch per map)."""
     check_reduction(reduction)
     weight = check_number("weight", weight)
     detach_real = check_bool("detach_real", detach_real)

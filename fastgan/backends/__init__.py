@@ -249,8 +249,8 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
 
 def feature_matching(reals, fakes, p: int, reduction: str):
     """Feature matching over flat lists of maps on the backend selected for their device:
-    the native extension's fused ops, else the reference (the Triton backend has no
-    feature-matching kernel yet; "none" is the reference's per-element terms)."""
+    the native extension's fused ops, the Triton kernels (maps of one dtype), else the
+    reference ("none", compile and transforms too: the reference's terms)."""
     g = fakes[0]
     if reduction == "none" or transformed() or torch.compiler.is_compiling():
         backend = torch_backend
@@ -258,6 +258,8 @@ def feature_matching(reals, fakes, p: int, reduction: str):
         backend = _resolved.get((_override.name or _process_default(), _device_type(g))) or resolve(g.device)
     if backend is native_backend:
         return native_backend.feature_matching(reals, fakes, p, reduction)
+    if backend is triton_backend and all(x.dtype == g.dtype for x in fakes):
+        return triton_backend.feature_matching(reals, fakes, p, reduction)
     return reference.feature_matching_loss(reals, fakes, p=p, reduction=reduction)
 
 

@@ -101,6 +101,7 @@ class _FeatureMatching(torch.autograd.Function):
 def feature_matching(reals, fakes, p: int, reduction: str):
     """``Σ_m reduce(|g_m − r_m|^p)`` over flat lists of same-shaped, same-dtype maps
     ("mean" or "sum"); one autograd node over all maps."""
+    native_loader.module()  # loaded (and its ops registered) before torch.ops is used
     scales = [1.0 / g.numel() if (reduction == "mean" and g.numel()) else
               (float("inf") if reduction == "mean" else 1.0) for g in fakes]
     return _FeatureMatching.apply(p, scales, len(reals), *reals, *fakes)

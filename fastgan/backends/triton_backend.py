@@ -39,6 +39,12 @@ def _kernels():
     return losses, penalty
 
 
+def _feature_kernels():
+    """``fastgan.kernels.feature``, imported on first use like ``_kernels``."""
+    from ..kernels import feature
+    return feature
+
+
 def _importable() -> bool:
     global _import_error
     if _import_error is None:
@@ -273,6 +279,43 @@ def penalty_backward(g: Tensor, sq: Tensor, center: float, one_sided: bool, redu
     return dg.view(g.shape)
 
 
+def _fm_weights(fakes: Sequence[Tensor], reduction: str) -> List[float]:
+    # a map with no elements: its mean is nan, as torch's mean of nothing
+    return [(_weight(reduction, g.numel()) if g.numel() else math.nan) if reduction == "mean" else 1.0
+            for g in fakes]
+
+
+def fm_forward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str) -> Tensor:
+    """``Σ_m w_m · Σ |g − r|^p``: one launch per map into a shared partials buffer, one sum."""
+    k, fk = _kernels()[0], _feature_kernels()
+    f64 = fakes[0].dtype == torch.float64
+    grids = [k.elementwise_grid(g.numel()) for g in fakes]
+    part = torch.zeros(sum(grids), dtype=_acc_dtype(fakes[0].dtype), device=fakes[0].device)
+    offset = 0
+    for r, g, w, grid in zip(reals, fakes, _fm_weights(fakes, reduction), grids):
+        fk.fm_fwd_kernel[(grid,)](_flat(r), _flat(g), part, offset, g.numel(), *k.split(w),
+                                  P=p, F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+        offset += grid
+    out = torch.empty((), dtype=fakes[0].dtype, device=fakes[0].device)
+    k.sum_partials_kernel[(1,)](part, out, part.numel(), 0.0, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
+    return out
+
+
+def fm_backward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str, up: Tensor) -> List[Tensor]:
+    k, fk = _kernels()[0], _feature_kernels()
+    f64 = fakes[0].dtype == torch.float64
+    up = up.to(fakes[0].dtype)
+    grads = []
+    for r, g, w in zip(reals, fakes, _fm_weights(fakes, reduction)):
+        gf = _flat(g)
+        out = torch.empty_like(gf)
+        if gf.numel():
+            fk.fm_bwd_kernel[(k.elementwise_grid(gf.numel()),)](_flat(r), gf, up, out, gf.numel(), *k.split(w),
+                                                                P=p, F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
+        grads.append(out.view(g.shape))
+    return grads
+
+
 # --------------------------------------------------------------------------- custom ops (torch.compile)
 #
 # A custom op takes primitive arguments: PairOptions crosses as (kind, params) and is
@@ -481,6 +524,30 @@ class _GradNormPenalty(torch.autograd.Function):
         return None, None, None, penalty_backward(g, sq, center, one_sided, reduction, up)
 
 
+class _FeatureMatching(torch.autograd.Function):
+    """Feature matching over lists of maps (eager only: ``backends.feature_matching``
+    sends compile and transforms to the reference)."""
+
+    @staticmethod
+    def forward(ctx, p: int, reduction: str, n: int, *maps):
+        ctx.meta = (p, reduction, n, [r.requires_grad for r in maps[:n]])
+        ctx.save_for_backward(*maps)
+        return fm_forward(maps[:n], maps[n:], p, reduction)
+
+    @staticmethod
+    def backward(ctx, up):
+        p, reduction, n, reals_need = ctx.meta
+        maps = ctx.saved_tensors
+        if torch.is_grad_enabled() or vmapped([up]):
+            grads = _reference_vjp(lambda *xs: reference.feature_matching_loss(xs[:n], xs[n:], p=p,
+                                                                               reduction=reduction),
+                                   list(maps), [up], [True] * len(maps))
+            return (None, None, None, *[g if need else None for g, need in zip(grads[:n], reals_need)],
+                    *grads[n:])
+        grads = fm_backward(maps[:n], maps[n:], p, reduction, up)
+        return (None, None, None, *[(-g if need else None) for g, need in zip(grads, reals_need)], *grads)
+
+
 # --------------------------------------------------------------------------- entry points
 
 def pair_loss(name: str, kwargs: dict, opts: PairOptions, reduction: str, real: Optional[Tensor], fake: Tensor):
@@ -495,3 +562,8 @@ def bce_loss(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optiona
 
 def penalty(g: Tensor, center: float, one_sided: bool, reduction: str):
     return _GradNormPenalty.apply(center, one_sided, reduction, g)
+
+
+def feature_matching(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str):
+    """``Σ_m reduce(|g_m − r_m|^p)`` over flat lists of same-shaped maps of one dtype."""
+    return _FeatureMatching.apply(p, reduction, len(reals), *reals, *fakes)
