@@ -1,7 +1,22 @@
-"""pytest-benchmark suite over the cases of ``fastgan.tools.bench`` (one place defines them).
+"""pytest-benchmark suite over the cases of ``fastgan.tools.bench`` (one place defines them,
+and the warm-up to a steady state is the same as ``fastgan bench``'s).
 
     pytest benchmarks/ --benchmark-only            # every case, timed
     pytest benchmarks/                             # smoke: a few small cases, each run once (CI)
+
+Saving runs and comparing them (pytest-benchmark's own store, ``.benchmarks/``):
+
+    pytest benchmarks/ --benchmark-only -n 0 --benchmark-autosave     # saves .benchmarks/<machine>/0001_<commit>.json
+    ... change something ...
+    pytest benchmarks/ --benchmark-only -n 0 --benchmark-autosave --benchmark-compare   # against the last save
+    pytest benchmarks/ --benchmark-only -n 0 --benchmark-compare=0001 --benchmark-compare-fail=median:10%
+    pytest-benchmark compare 0001 0002 --sort=name --columns=median,iqr,rounds   # two saved runs, side by side
+    pytest benchmarks/ --benchmark-only -n 0 -k "hinge_d_loss and 2^20"          # a subset
+
+``-n 0``: timings need the machine to themselves (no xdist workers).  pytest-benchmark
+times one case after another; for numbers that survive a busy machine (interleaved
+rounds, per-round ratios, noise flags, ``--compare`` with a noise test) use
+``fastgan bench``.
 """
 from pathlib import Path
 

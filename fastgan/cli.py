@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("verify", help="every op x backend x device against the float64 reference",
                        add_help=False)
     s.set_defaults(fn=None, forward="verify")
-    s = sub.add_parser("bench", help="time every op against eager PyTorch and torch.compile", add_help=False)
+    s = sub.add_parser("bench", help="time every op against eager PyTorch and torch.compile; --compare two runs",
+                       add_help=False)
     s.set_defaults(fn=None, forward="bench")
     s = sub.add_parser("compare", help="train small GANs per loss and measure the classic claims",
                        add_help=False)

@@ -86,7 +86,7 @@ def test_verify_crash_is_a_failure(monkeypatch, capsys):
 def test_bench_quick_json_csv_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     j, c, p = tmp_path / "b.json", tmp_path / "b.csv", tmp_path / "b.png"
-    code = cli.main(["bench", "--quick", "--min-run-time", "0.005", "--no-progress", "--json", str(j),
+    code = cli.main(["bench", "--quick", "--min-run-time", "0.005", "--rounds", "3", "--no-progress", "--json", str(j),
                      "--csv", str(c), "--plot", str(p)])
     assert code == 0
     res = json.loads(j.read_text())
@@ -94,14 +94,23 @@ def test_bench_quick_json_csv_plot(tmp_path, capsys):
     assert {r["op"] for r in rows} == set(CASES)
     providers = {r["provider"] for r in rows}
     assert {"eager", "compile", "fastgan-torch"} <= providers
-    for key in ("device_name", "torch", "timestamp", "git_commit", "copy_gb_per_s"):
+    for key in ("device_name", "torch", "timestamp", "git_commit", "copy_gb_per_s", "rounds", "noisy_threshold",
+                "threads"):
         assert key in res["meta"]
     assert all(r["median_us"] > 0 for r in rows)
+    # the method's record: warm-up length, rounds, spread, the noise flag, ratios with their spread
+    for r in rows:
+        assert r["warmup_calls"] >= 1 and r["warmup_s"] > 0 and isinstance(r["noisy"], bool)
+        assert r["rounds"] in (3, 6) and len(r["round_us"]) == r["rounds"]
+        assert r["lo_us"] <= r["median_us"] <= r["hi_us"]
+        if r["provider"] != "eager":
+            assert r["speedup_vs_eager_lo"] <= r["speedup_vs_eager"] <= r["speedup_vs_eager_hi"]
     assert {r["mode"] for r in rows} == {"fwd", "bwd", "fwd+bwd"}
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert c.read_text().count("\n") == len(rows) + 1
     out = capsys.readouterr().out
-    assert "vs eager" in out
+    assert "vs eager" in out and f"{len(rows)} rows, " in out and " noisy (" in out
+    assert "noisy" in c.read_text().splitlines()[0].split(",")
     # the reference fallback is timed as a provider of its own and says it is the fallback
     assert "fastgan-torch (fallback)" in out and "reference fallback" in out
 
