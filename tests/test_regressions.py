@@ -266,3 +266,23 @@ def test_batched_backward_jacobian_and_gradcheck(backend):
     with fastgan.use_backend("torch"):
         want = torch.autograd.functional.jacobian(pair, z)
     torch.testing.assert_close(jac, want)
+
+
+def test_native_bce_large_inputs_take_the_recomputing_backward():
+    """Above 2^20 elements the native BCE forward no longer saves its derivative: the
+    backward recomputes it from the logits.  Both paths against the reference."""
+    from .conftest import runnable, usable_backends
+    if "native" not in usable_backends() or not runnable("native", "cpu"):
+        pytest.skip("native backend not usable")
+    gen = torch.Generator().manual_seed(0)
+    for n in (1000, 2 ** 19 + 7):  # 2000 and 2^20 + 14 elements: saving, then recomputing
+        real = (torch.randn(n, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+        fake = (torch.randn(n, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+        with fastgan.use_backend("native"):
+            got = fastgan.F.bce_d_loss(real, fake, real_label=0.9)
+            g = torch.autograd.grad(got, (real, fake))
+        want = fastgan.reference.bce_d_loss(real, fake, real_label=0.9)
+        w = torch.autograd.grad(want, (real, fake))
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        for a, b in zip(g, w):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
