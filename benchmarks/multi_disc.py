@@ -184,6 +184,17 @@ def time_case(case: str, rounds: int, calls: int, providers):
     return per
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", action="append", choices=list(CASES))
@@ -217,7 +228,7 @@ def main(argv=None) -> int:
     head += " compile / fastgan |" if "compile" in providers else ""
     sep = "|" + "---|" * (head.count("|") - 1)
     md = [f"# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
-          f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Machine: {_cpu_name()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}.  Shared with other work.",
           f"Command: `python benchmarks/multi_disc.py {' '.join(argv or sys.argv[1:])}`", "",
           *lines, "", "Interleaved rounds; each cell: median of round medians [min–max], ms; ratios per round.", "",
