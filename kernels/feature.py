@@ -18,14 +18,31 @@ import triton.language as tl
 from .losses import BLOCK, FLOAT_DTYPES, PARTIALS_BLOCK, W_PARAMS, _acc, _param, _ptr, sum_partials_kernel  # noqa: F401
 
 
+@triton.jit
+def _diff(r_ptr, g_ptr, offs, n, MASKED: tl.constexpr, F64: tl.constexpr):
+    """g − r over one tile in the compute dtype; a full tile loads without a mask."""
+    if MASKED:
+        m = offs < n
+        g = tl.load(g_ptr + offs, mask=m, other=0.0)
+        r = tl.load(r_ptr + offs, mask=m, other=0.0)
+    else:
+        g = tl.load(g_ptr + offs)
+        r = tl.load(r_ptr + offs)
+    return _acc(g, F64) - _acc(r, F64)
+
+
 @triton.jit(do_not_specialize=W_PARAMS)
 def fm_fwd_kernel(r_ptr, g_ptr, part_ptr, offset, n, w_hi, w_lo,
                   P: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
-    """part[offset + pid] = w · Σ over this program's block of |g − r|^P."""
+    """part[offset + pid] = w · Σ over this program's block of |g − r|^P.  A full tile
+    without a mask, the last, partial tile masked (zeros there add nothing)."""
     pid = tl.program_id(0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    d = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64) - _acc(tl.load(r_ptr + offs, mask=m, other=0.0), F64)
+    start = pid * BLOCK
+    offs = start + tl.arange(0, BLOCK)
+    if start + BLOCK <= n:
+        d = _diff(r_ptr, g_ptr, offs, n, False, F64)
+    else:
+        d = _diff(r_ptr, g_ptr, offs, n, True, F64)
     if P == 1:
         v = tl.abs(d)
     else:
@@ -33,20 +50,30 @@ def fm_fwd_kernel(r_ptr, g_ptr, part_ptr, offset, n, w_hi, w_lo,
     tl.store(part_ptr + offset + pid, _param(w_hi, w_lo, F64) * tl.sum(v, axis=0))
 
 
-@triton.jit(do_not_specialize=W_PARAMS)
-def fm_bwd_kernel(r_ptr, g_ptr, up_ptr, out_ptr, n, w_hi, w_lo,
-                  P: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
-    """out = u · w · sign(g − r) (P = 1; 0 where g = r, nan stays nan) or u · w · 2(g − r)."""
-    pid = tl.program_id(0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    d = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64) - _acc(tl.load(r_ptr + offs, mask=m, other=0.0), F64)
-    c = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
+@triton.jit
+def _grad(d, c, P: tl.constexpr):
+    """c · sign(d) (P = 1; 0 where d = 0, nan stays nan) or c · 2d."""
     if P == 1:
         s = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, tl.where(d != d, d, 0.0)))
     else:
         s = 2.0 * d
-    tl.store(out_ptr + offs, (c * s).to(out_ptr.dtype.element_ty), mask=m)
+    return c * s
+
+
+@triton.jit(do_not_specialize=W_PARAMS)
+def fm_bwd_kernel(r_ptr, g_ptr, up_ptr, out_ptr, n, w_hi, w_lo,
+                  P: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+    """out = u · w · sign(g − r) (P = 1) or u · w · 2(g − r); full tiles unmasked."""
+    pid = tl.program_id(0).to(tl.int64)
+    start = pid * BLOCK
+    offs = start + tl.arange(0, BLOCK)
+    c = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
+    if start + BLOCK <= n:
+        out = _grad(_diff(r_ptr, g_ptr, offs, n, False, F64), c, P)
+        tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty))
+    else:
+        out = _grad(_diff(r_ptr, g_ptr, offs, n, True, F64), c, P)
+        tl.store(out_ptr + offs, out.to(out_ptr.dtype.element_ty), mask=offs < n)
 
 
 def specializations():

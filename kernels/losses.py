@@ -12,11 +12,17 @@ Two op families, one generic kernel pair each:
 
 Design (the fewest bytes moved):
 
-* Forward reads each logit once.  The real and fake tensors are treated as one
-  virtual concatenation, so a single launch computes both sides' terms and their
-  per-side sums: program ``p`` owns the contiguous chunk
-  ``[p·iters·BLOCK, (p+1)·iters·BLOCK)`` and writes one partial
+* Forward reads each logit once.  The real and fake tensors are one sequence of
+  tiles, the real side's then the fake side's, so a single launch computes both
+  sides' terms and their per-side sums: program ``p`` owns the tiles
+  ``[p·iters, (p+1)·iters)`` (the last program also the one extra tile per-side
+  tiling can need beyond the launch plan) and writes one partial
   ``w_r·Σ real terms + w_f·Σ fake terms`` (``w`` = 1/N for mean, 1 for sum).
+* Full tiles without a mask: each side is tiled from its own start, so a tile
+  inside a side is as aligned as the side's pointer and loads and stores 128 bits
+  at a time for any size; only each side's last, partial tile takes the masked
+  path (the drop-in BCE and ``sum_partials`` likewise).  ``python -m
+  fastgan.tools.aot --ptx`` shows the widths the compiler emits.
   Up to ``SINGLE_PROGRAM_MAX`` elements, one program does everything and writes
   the final scalar (one launch).  Above it, a second, single-program launch sums
   the per-program partials in a fixed order (``sum_partials``).  No atomics, so
@@ -152,6 +158,22 @@ W_PARAMS = ["w_hi", "w_lo"]
 
 # --------------------------------------------------------------------------- pair family
 
+@triton.jit
+def _blocks(n_real, n_fake, BLOCK: tl.constexpr):
+    # each side is tiled from its own start (so a full tile of either side is as aligned
+    # as the side's pointer): ``nb_r`` real tiles, then the fake tiles, ``nb`` in all
+    nb_r = n_real // BLOCK + (n_real % BLOCK != 0)
+    nb = nb_r + n_fake // BLOCK + (n_fake % BLOCK != 0)
+    return nb_r, nb
+
+
+@triton.jit
+def _block_end(pid, b1, nb):
+    # tiles [b0, b1) of this program; the last program also takes the tiles past the
+    # grid (per-side tiling needs at most one tile more than the virtual concatenation)
+    return tl.where(pid == tl.num_programs(0) - 1, nb, tl.minimum(b1, nb))
+
+
 @triton.jit(do_not_specialize=PAIR_PARAMS)
 def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
                     n_real, n_fake, iters,
@@ -161,28 +183,41 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
                     F64: tl.constexpr, BLOCK: tl.constexpr):
     """REDUCE=0: store the terms (out_r, out_f).  REDUCE=1: write this program's
     weighted partial to part_ptr[pid], or, with FINAL, the finished loss (+ bias)
-    to part_ptr[0] in the output dtype."""
+    to part_ptr[0] in the output dtype.
+
+    Tiles: the real side's, then the fake side's, each from its own start; program
+    ``p`` takes tiles ``[p·iters, (p+1)·iters)`` (the last program the rest).  A tile
+    inside its side loads and stores without a mask (128-bit accesses for any size);
+    only each side's last, partial tile takes the masked path."""
     pid = tl.program_id(0).to(tl.int64)
-    total = n_real + n_fake
     t_r = _param(tr_hi, tr_lo, F64)
     t_f = _param(tf_hi, tf_lo, F64)
     acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    base = pid * iters * BLOCK
-    for i in range(0, iters):
-        offs = base + i * BLOCK + tl.arange(0, BLOCK)
-        m_r = offs < n_real
-        m_f = (offs >= n_real) & (offs < total)
-        x_r = tl.load(real_ptr + offs, mask=m_r, other=0.0)
-        x_f = tl.load(fake_ptr + (offs - n_real), mask=m_f, other=0.0)
-        s = tl.where(m_r, _acc(x_r, F64), _acc(x_f, F64))
-        v = _term(s, tl.where(m_r, sgn_r, sgn_f), tl.where(m_r, t_r, t_f), KIND)
-        if REDUCE:
-            acc_r += tl.where(m_r, v, 0.0)
-            acc_f += tl.where(m_f, v, 0.0)
+    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    b0 = pid * iters
+    for b in range(b0, _block_end(pid, b0 + iters, nb)):
+        is_r = b < nb_r
+        start = tl.where(is_r, b, b - nb_r) * BLOCK
+        n = tl.where(is_r, n_real, n_fake)
+        x_ptr = tl.where(is_r, real_ptr, fake_ptr)
+        o_ptr = tl.where(is_r, out_r_ptr, out_f_ptr)
+        sgn = tl.where(is_r, sgn_r, sgn_f)
+        t = tl.where(is_r, t_r, t_f)
+        offs = start + tl.arange(0, BLOCK)
+        if start + BLOCK <= n:
+            v = _term(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            if not REDUCE:
+                tl.store(o_ptr + offs, v.to(out_r_ptr.dtype.element_ty))
         else:
-            tl.store(out_r_ptr + offs, v.to(out_r_ptr.dtype.element_ty), mask=m_r)
-            tl.store(out_f_ptr + (offs - n_real), v.to(out_f_ptr.dtype.element_ty), mask=m_f)
+            m = offs < n
+            v = _term(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            if not REDUCE:
+                tl.store(o_ptr + offs, v.to(out_r_ptr.dtype.element_ty), mask=m)
+            v = tl.where(m, v, 0.0)
+        if REDUCE:
+            acc_r += tl.where(is_r, v, 0.0)
+            acc_f += tl.where(is_r, 0.0, v)
     if REDUCE:
         w_r = _param(wr_hi, wr_lo, F64)
         w_f = _param(wf_hi, wf_lo, F64)
@@ -202,35 +237,58 @@ def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f
                     F64: tl.constexpr, BLOCK: tl.constexpr):
     """grad = upstream · w · d term / d s, recomputed from the logits.
     ELEMENTWISE_UP: the upstream gradients are tensors (reduction="none"),
-    else one scalar read from up_ptr on the device (no host sync)."""
+    else one scalar read from up_ptr on the device (no host sync).
+    Tiles as in pair_fwd (one per program, the last program the rest): unmasked
+    inside a side, masked on each side's last, partial tile."""
     pid = tl.program_id(0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    total = n_real + n_fake
-    m_r = offs < n_real
-    m_f = (offs >= n_real) & (offs < total)
-    x_r = tl.load(real_ptr + offs, mask=m_r, other=0.0)
-    x_f = tl.load(fake_ptr + (offs - n_real), mask=m_f, other=0.0)
-    s = tl.where(m_r, _acc(x_r, F64), _acc(x_f, F64))
-    t = tl.where(m_r, _param(tr_hi, tr_lo, F64), _param(tf_hi, tf_lo, F64))
-    d = _dterm(s, tl.where(m_r, sgn_r, sgn_f), t, KIND)
+    t_r = _param(tr_hi, tr_lo, F64)
+    t_f = _param(tf_hi, tf_lo, F64)
     if ELEMENTWISE_UP:
-        u_r = tl.load(up_r_ptr + offs, mask=m_r, other=0.0)
-        u_f = tl.load(up_f_ptr + (offs - n_real), mask=m_f, other=0.0)
-        g = tl.where(m_r, _acc(u_r, F64), _acc(u_f, F64)) * d
+        uw_r = _acc(0.0, F64)
+        uw_f = _acc(0.0, F64)
     else:
         u = _acc(tl.load(up_ptr), F64)
-        w = tl.where(m_r, _param(wr_hi, wr_lo, F64), _param(wf_hi, wf_lo, F64))
-        g = (u * w) * d
-    tl.store(g_r_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m_r)
-    tl.store(g_f_ptr + (offs - n_real), g.to(g_f_ptr.dtype.element_ty), mask=m_f)
+        uw_r = u * _param(wr_hi, wr_lo, F64)
+        uw_f = u * _param(wf_hi, wf_lo, F64)
+    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    for b in range(pid, _block_end(pid, pid + 1, nb)):
+        is_r = b < nb_r
+        start = tl.where(is_r, b, b - nb_r) * BLOCK
+        n = tl.where(is_r, n_real, n_fake)
+        x_ptr = tl.where(is_r, real_ptr, fake_ptr)
+        g_ptr = tl.where(is_r, g_r_ptr, g_f_ptr)
+        u_ptr = tl.where(is_r, up_r_ptr, up_f_ptr)
+        sgn = tl.where(is_r, sgn_r, sgn_f)
+        t = tl.where(is_r, t_r, t_f)
+        uw = tl.where(is_r, uw_r, uw_f)
+        offs = start + tl.arange(0, BLOCK)
+        if start + BLOCK <= n:
+            d = _dterm(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            if ELEMENTWISE_UP:
+                g = _acc(tl.load(u_ptr + offs), F64) * d
+            else:
+                g = uw * d
+            tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty))
+        else:
+            m = offs < n
+            d = _dterm(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            if ELEMENTWISE_UP:
+                g = _acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * d
+            else:
+                g = uw * d
+            tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit
 def sum_partials_kernel(part_ptr, out_ptr, n, bias, BLOCK: tl.constexpr):
-    """Second stage: out = Σ partials + bias, in a fixed order (deterministic)."""
+    """Second stage: out = Σ partials + bias, in a fixed order (deterministic).
+    Full tiles without a mask, then the partial tail tile masked."""
     acc = tl.zeros([BLOCK], dtype=part_ptr.dtype.element_ty)
-    for start in range(0, n, BLOCK):
-        offs = start + tl.arange(0, BLOCK)
+    n_full = (n // BLOCK) * BLOCK
+    for start in range(0, n_full, BLOCK):
+        acc += tl.load(part_ptr + start + tl.arange(0, BLOCK))
+    if n_full < n:
+        offs = n_full + tl.arange(0, BLOCK)
         acc += tl.load(part_ptr + offs, mask=offs < n, other=0.0)
     total = tl.sum(acc, axis=0) + bias
     tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
@@ -239,13 +297,40 @@ def sum_partials_kernel(part_ptr, out_ptr, n, bias, BLOCK: tl.constexpr):
 # --------------------------------------------------------------------------- bce drop-in family
 
 @triton.jit
-def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr, F64: tl.constexpr):
+def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr, F64: tl.constexpr,
+              MASKED: tl.constexpr):
     v = _bce(s, t)
     if HAS_PW:
-        p = _acc(tl.load(pw_ptr + offs, mask=m, other=1.0), F64)
+        p = _acc(_load(pw_ptr, offs, m, 1.0, MASKED), F64)
         v += _mul0((p - 1.0) * t, _relu(-s) + _log1p(tl.exp(-tl.abs(s))))
     if HAS_W:
-        v *= _acc(tl.load(w_ptr + offs, mask=m, other=0.0), F64)
+        v *= _acc(_load(w_ptr, offs, m, 0.0, MASKED), F64)
+    return v
+
+
+@triton.jit
+def _load(ptr, offs, m, other, MASKED: tl.constexpr):
+    # ptr[offs]; with MASKED only where m (else ``other``); without, a full tile
+    if MASKED:
+        x = tl.load(ptr + offs, mask=m, other=other)
+    else:
+        x = tl.load(ptr + offs)
+    return x
+
+
+@triton.jit
+def _bce_fwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr,
+                  REDUCE: tl.constexpr, F64: tl.constexpr, MASKED: tl.constexpr):
+    s = _acc(_load(x_ptr, offs, m, 0.0, MASKED), F64)
+    t = _acc(_load(t_ptr, offs, m, 0.0, MASKED), F64)
+    v = _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W, HAS_PW, F64, MASKED)
+    if not REDUCE:
+        if MASKED:
+            tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=m)
+        else:
+            tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty))
+    if MASKED:
+        v = tl.where(m, v, 0.0)
     return v
 
 
@@ -253,20 +338,21 @@ def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.cons
 def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, bias,
                    HAS_W: tl.constexpr, HAS_PW: tl.constexpr, REDUCE: tl.constexpr,
                    FINAL: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
-    """w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)] per element; REDUCE/FINAL as in pair_fwd."""
+    """w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)] per element; REDUCE/FINAL as in pair_fwd.
+    Full tiles without a mask, the last, partial tile masked."""
     pid = tl.program_id(0).to(tl.int64)
     acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     base = pid * iters * BLOCK
     for i in range(0, iters):
-        offs = base + i * BLOCK + tl.arange(0, BLOCK)
-        m = offs < n
-        s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
-        t = _acc(tl.load(t_ptr + offs, mask=m, other=0.0), F64)
-        v = _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W, HAS_PW, F64)
-        if REDUCE:
-            acc += tl.where(m, v, 0.0)
+        start = base + i * BLOCK
+        offs = start + tl.arange(0, BLOCK)
+        if start + BLOCK <= n:
+            v = _bce_fwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, offs, offs, HAS_W, HAS_PW, REDUCE, F64, False)
         else:
-            tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=m)
+            v = _bce_fwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, offs, offs < n, HAS_W, HAS_PW, REDUCE, F64,
+                              True)
+        if REDUCE:
+            acc += v
     if REDUCE:
         partial = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
         if FINAL:
@@ -275,28 +361,47 @@ def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, b
             tl.store(out_ptr + pid, partial)
 
 
+@triton.jit
+def _bce_bwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, offs, m, uw, HAS_W: tl.constexpr,
+                  HAS_PW: tl.constexpr, ELEMENTWISE_UP: tl.constexpr, F64: tl.constexpr, MASKED: tl.constexpr):
+    s = _acc(_load(x_ptr, offs, m, 0.0, MASKED), F64)
+    t = _acc(_load(t_ptr, offs, m, 0.0, MASKED), F64)
+    d = _dbce(s, t)
+    if HAS_PW:
+        # sigmoid(-s) = -(sigmoid(s) - 1), accurate in both tails
+        p = _acc(_load(pw_ptr, offs, m, 1.0, MASKED), F64)
+        d -= (p - 1.0) * t * -_dbce(s, 1.0)
+    if HAS_W:
+        d *= _acc(_load(w_ptr, offs, m, 0.0, MASKED), F64)
+    if ELEMENTWISE_UP:
+        u = _acc(_load(up_ptr, offs, m, 0.0, MASKED), F64)
+    else:
+        u = uw
+    if MASKED:
+        tl.store(g_ptr + offs, (u * d).to(g_ptr.dtype.element_ty), mask=m)
+    else:
+        tl.store(g_ptr + offs, (u * d).to(g_ptr.dtype.element_ty))
+
+
 @triton.jit(do_not_specialize=W_PARAMS)
 def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
                    HAS_W: tl.constexpr, HAS_PW: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
                    F64: tl.constexpr, BLOCK: tl.constexpr):
-    """d/ds = w · [sigmoid(s) − t − (p − 1)·t·sigmoid(−s)] times the upstream gradient."""
+    """d/ds = w · [sigmoid(s) − t − (p − 1)·t·sigmoid(−s)] times the upstream gradient.
+    A full tile without a mask, the last, partial tile masked."""
     pid = tl.program_id(0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    m = offs < n
-    s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
-    t = _acc(tl.load(t_ptr + offs, mask=m, other=0.0), F64)
-    d = _dbce(s, t)
-    if HAS_PW:
-        # sigmoid(-s) = -(sigmoid(s) - 1), accurate in both tails
-        p = _acc(tl.load(pw_ptr + offs, mask=m, other=1.0), F64)
-        d -= (p - 1.0) * t * -_dbce(s, 1.0)
-    if HAS_W:
-        d *= _acc(tl.load(w_ptr + offs, mask=m, other=0.0), F64)
+    start = pid * BLOCK
+    offs = start + tl.arange(0, BLOCK)
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + offs, mask=m, other=0.0), F64)
+        uw = _acc(0.0, F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
-    tl.store(g_ptr + offs, (u * d).to(g_ptr.dtype.element_ty), mask=m)
+        uw = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
+    if start + BLOCK <= n:
+        _bce_bwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, offs, offs, uw, HAS_W, HAS_PW, ELEMENTWISE_UP,
+                      F64, False)
+    else:
+        _bce_bwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, offs, offs < n, uw, HAS_W, HAS_PW,
+                      ELEMENTWISE_UP, F64, True)
 
 
 # --------------------------------------------------------------------------- launch plans

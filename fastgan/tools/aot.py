@@ -9,6 +9,20 @@ cuobjdump.  Run it in a process without ``TRITON_INTERPRET``:
     python -m fastgan.tools.aot --arch 90 --arch 80 --json out.json
 
 Exit status 1 if any specialisation fails to compile.
+
+``--ptx`` compiles instead a representative set of every kernel (fp32 and bf16,
+reduce and elementwise modes) the way the runtime JIT specialises a launch:
+pointers 16-byte aligned (``tt.divisibility`` 16, as torch's allocations are),
+integer arguments divisible by 16 marked so, equal to 1 made constants, each for
+example sizes with every size divisible by 16 and with sizes that are not.  It
+counts the global loads and stores of the PTX by width (128-bit ``v4.b32`` /
+``v2.b64``, 64-bit, 32-bit and narrower), reads registers and spills from the
+cubin and models the occupancy on an H100:
+
+    python -m fastgan.tools.aot --ptx --markdown benchmarks/results/ptx-sm90-sm80.md
+
+Exit status 1 if a specialisation fails to compile, spills, or misses an
+expected 128-bit access (``check_ptx``).
 """
 from __future__ import annotations
 
@@ -25,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import losses, penalty
-    for mod in (losses, penalty):
+    from ..kernels import feature, losses, penalty
+    for mod in (losses, penalty, feature):
         yield from mod.specializations()
 
 
@@ -77,6 +91,289 @@ def _compile_one(args):
     return row
 
 
+# --------------------------------------------------------------------------- PTX: the JIT's specialisations
+#
+# triton's JIT (runtime/jit.py, ``specialize_impl``; backends/compiler.py) marks a
+# tensor argument whose data_ptr % 16 == 0 and an int argument whose value % 16 == 0
+# with the attribute ``tt.divisibility`` 16 (``parse_attr("D")``), turns an int equal
+# to 1 into a constant, and leaves float arguments and ``do_not_specialize``
+# parameters alone.  ``jit_specialisation`` reproduces that for given argument values,
+# so the PTX compiled here is the PTX a launch with those values gets on a GPU.
+
+H100 = {"regs_per_sm": 65536, "max_warps_per_sm": 64, "max_threads_per_sm": 2048, "max_blocks_per_sm": 32,
+        "reg_alloc_unit": 256, "max_regs_per_thread": 255, "shared_per_sm": 233472,
+        "shared_reserved_per_block": 1024}
+
+
+def int_specialisation(value: int) -> str:
+    """triton's rule for an int argument: ``"1"`` (becomes a constant), ``"D"``
+    (divisible by 16: ``tt.divisibility`` 16) or ``""``."""
+    if value == 1:
+        return "1"
+    return "D" if value % 16 == 0 else ""
+
+
+def jit_specialisation(fn, signature: dict, constexprs: dict, values: dict, aligned: bool = True):
+    """``(signature, constexprs, attrs)`` for ``ASTSource`` as the JIT builds them for a
+    launch with these int ``values`` (pointers ``aligned`` to 16 bytes or not)."""
+    names = list(fn.arg_names)
+    dont = set()
+    for i, p in enumerate(getattr(fn, "params", [])):
+        if getattr(p, "do_not_specialize", False):
+            dont.add(names[i])
+    sig, ce, attrs = dict(signature), dict(constexprs), {}
+    for k, ty in signature.items():
+        idx = (names.index(k),)
+        if k in dont or ty.startswith("fp") or ty.startswith("bf"):
+            continue
+        if ty.startswith("*"):
+            if aligned:
+                attrs[idx] = [["tt.divisibility", 16]]
+            continue
+        spec = int_specialisation(int(values[k]))
+        if spec == "1":
+            sig[k] = "constexpr"
+            ce[k] = 1
+        elif spec == "D":
+            attrs[idx] = [["tt.divisibility", 16]]
+    for k in constexprs:
+        sig[k] = "constexpr"
+    return sig, ce, attrs
+
+
+_WIDTH = re.compile(r"\b(ld|st)\.global((?:\.[A-Za-z0-9_:]+)*)")
+
+
+def access_widths(ptx: str) -> Dict[str, Dict[str, int]]:
+    """``{"ld": {"v4.b32": 4, "b32": 8}, "st": {...}}``: the global loads and stores of
+    the PTX by form (cache qualifiers dropped); ``bits_of`` gives a form's width."""
+    out = {"ld": {}, "st": {}}
+    for op, quals in _WIDTH.findall(ptx):
+        parts = [q for q in quals.split(".") if q and (re.fullmatch(r"v\d+", q) or re.fullmatch(r"[bfsu]\d+", q))]
+        form = ".".join(parts)
+        out[op][form] = out[op].get(form, 0) + 1
+    return out
+
+
+def bits_of(form: str) -> int:
+    vec, bits = 1, 0
+    for q in form.split("."):
+        if q.startswith("v"):
+            vec = int(q[1:])
+        elif q[:1] in "bfsu" and q[1:].isdigit():
+            bits = int(q[1:])
+    return vec * bits
+
+
+def by_width(forms: Dict[str, int]) -> Dict[int, int]:
+    out: Dict[int, int] = {}
+    for form, n in forms.items():
+        out[bits_of(form)] = out.get(bits_of(form), 0) + n
+    return out
+
+
+def occupancy_h100(regs: int, num_warps: int, shared: int = 0) -> dict:
+    """Resident warps per SM of an H100 (CUDA occupancy calculator's rules): registers
+    allocated per warp in units of 256 (per thread rounded up to 8), 65536 per SM; at
+    most 64 warps, 2048 threads, 32 blocks and 228 KiB shared memory (+1 KiB reserved
+    per block) per SM."""
+    h = H100
+    per_warp = -(-max(regs, 1) * 32 // h["reg_alloc_unit"]) * h["reg_alloc_unit"]
+    limits = {"registers": (h["regs_per_sm"] // per_warp) // num_warps,
+              "warps": h["max_warps_per_sm"] // num_warps,
+              "threads": h["max_threads_per_sm"] // (32 * num_warps),
+              "blocks": h["max_blocks_per_sm"]}
+    if shared > 0:
+        limits["shared"] = h["shared_per_sm"] // (shared + h["shared_reserved_per_block"])
+    blocks = min(limits.values())
+    warps = blocks * num_warps
+    return {"blocks": blocks, "warps": warps, "occupancy": warps / h["max_warps_per_sm"],
+            "limit": min(limits, key=lambda k: limits[k])}
+
+
+def _ptx_entries():
+    """``(name, sizes, fn, signature, constexprs, int values, expect)``: each kernel of
+    ``kernels/`` (fp32 and bf16; reduce and elementwise; hinge and bce pair terms)
+    for example sizes whose every size is divisible by 16, and sizes that are not.
+    ``expect``: accesses that must be 128-bit ("ld", "st")."""
+    from ..kernels import feature as kf, losses as kl, penalty as kp
+    pair_sizes = (("n÷16: 2^20+2^20", 2 ** 20, 2 ** 20), ("n_real÷16, n_fake not: 2^20+(2^20+1)", 2 ** 20, 2 ** 20 + 1),
+                  ("n not÷16: (2^20+1)+(2^20+1)", 2 ** 20 + 1, 2 ** 20 + 1))
+    one_sizes = (("n÷16: 2^20", 2 ** 20), ("n not÷16: 2^20+1", 2 ** 20 + 1))
+    # (B, D) per column block of the penalty: every size divisible by 16, then not
+    pen_sizes = {1024: (("B,D÷16: 64x3x64x64", 64, 12288), ("B,D not÷16: 100x3x30x30", 100, 2700)),
+                 64: (("B,D÷16: 256x48", 256, 48), ("B,D not÷16: 100x50", 100, 50))}
+
+    def keep(name):
+        dt_ok = re.search(r"[\[,](fp32|bf16)[,\]]", name) or "fp32->fp32" in name or "fp32->bf16" in name
+        if not dt_ok or ",final=1" in name:
+            return False
+        if name.startswith("pair_") and not (name.startswith("pair_fwd[hinge") or name.startswith("pair_bwd[hinge")
+                                             or name.startswith("pair_fwd[bce") or name.startswith("pair_bwd[bce")):
+            return False
+        if name.startswith("bce_") and not ("w=0,pw=0" in name or "w=1,pw=1" in name):
+            return False
+        if name.startswith("penalty_") and ("one_sided=1" in name or (
+                "center0=1" in name and not name.startswith("penalty_finish"))):
+            return False
+        if "block_d=" in name and not ("block_d=1024" in name or "block_d=64" in name):
+            return False
+        return True
+
+    specs = [s for mod in (kl, kp, kf) for s in mod.specializations() if keep(s[0])]
+    for name, fn, sig, ce in specs:
+        kernel = name.split("[")[0]
+        if kernel == "pair_fwd":
+            for label, nr, nf in pair_sizes:
+                plan = kl.reduce_plan(nr + nf)
+                iters = plan.iters if ce["REDUCE"] else 1
+                yield (name, label, fn, sig, ce, {"n_real": nr, "n_fake": nf, "iters": iters},
+                       ("ld",) if ce["REDUCE"] else ("ld", "st"))
+        elif kernel == "pair_bwd":
+            for label, nr, nf in pair_sizes:
+                yield name, label, fn, sig, ce, {"n_real": nr, "n_fake": nf}, ("ld", "st")
+        elif kernel == "bce_fwd":
+            for label, n in one_sizes:
+                iters = kl.reduce_plan(n).iters if ce["REDUCE"] else 1
+                yield name, label, fn, sig, ce, {"n": n, "iters": iters}, ("ld",) if ce["REDUCE"] else ("ld", "st")
+        elif kernel == "bce_bwd":
+            for label, n in one_sizes:
+                yield name, label, fn, sig, ce, {"n": n}, ("ld", "st")
+        elif kernel == "sum_partials":
+            for label, n in one_sizes:
+                yield name, label.split(":")[0] + f": {kl.reduce_plan(n).programs} partials", fn, sig, ce, \
+                    {"n": kl.reduce_plan(n).programs}, ("ld",)
+        elif kernel in ("sqnorm_partial", "penalty_bwd"):
+            for label, B, D in pen_sizes[ce["BLOCK_D"]]:
+                plan = kp.row_plan(B, D)
+                assert plan.block_d == ce["BLOCK_D"], (name, B, D)
+                vals = {"B": B, "D": D, "S": plan.splits, "iters": plan.iters}
+                expect = ("ld",) if kernel == "sqnorm_partial" else ("ld", "st")
+                if "not" in label and ce["ROWS"] > 1:
+                    expect = ()  # several rows per tile start at multiples of D: unknown alignment
+                yield name, label, fn, sig, ce, vals, expect
+        elif kernel in ("fm_fwd", "fm_bwd"):
+            for label, n in one_sizes:
+                vals = {"offset": 0, "n": n} if kernel == "fm_fwd" else {"n": n}
+                yield name, label, fn, sig, ce, vals, ("ld",) if kernel == "fm_fwd" else ("ld", "st")
+        elif kernel == "penalty_finish":
+            for label, B, D in pen_sizes[1024]:
+                yield name, label, fn, sig, ce, {"B": B, "S": kp.row_plan(B, D).splits}, ()
+        else:
+            raise AssertionError(f"no PTX sizes for {name}: add them to fastgan.tools.aot._ptx_entries")
+
+
+def ptx_kernels() -> List[str]:
+    """The kernels (``@triton.jit`` functions of kernels/ not starting with ``_``)."""
+    from ..kernels import feature as kf, losses as kl, penalty as kp
+    names = []
+    for mod in (kl, kp, kf):
+        for k, v in vars(mod).items():
+            # JITFunction, or InterpretedFunction under TRITON_INTERPRET=1: both wrap .fn
+            fn = getattr(v, "fn", None)
+            if (type(v).__name__ in ("JITFunction", "InterpretedFunction") and not k.startswith("_")
+                    and getattr(fn, "__module__", None) == mod.__name__):
+                names.append(k[:-len("_kernel")] if k.endswith("_kernel") else k)
+    return sorted(set(names))
+
+
+def _ptx_one(args):
+    index, arch = args
+    os.environ.pop("TRITON_INTERPRET", None)
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    name, sizes, fn, signature, constexprs, values, expect = list(_ptx_entries())[index]
+    t0 = time.perf_counter()
+    row = {"kernel": name, "sizes": sizes, "arch": f"sm_{arch}", "values": values, "expect": list(expect),
+           "num_warps": _num_warps()}
+    try:
+        sig, ce, attrs = jit_specialisation(fn, signature, constexprs, values)
+        row["divisible"] = sorted(k for k in signature if not signature[k].startswith("*")
+                                  and (fn.arg_names.index(k),) in attrs)
+        row["constant_1"] = sorted(k for k in values if ce.get(k) == 1 and k not in constexprs)
+        compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=ce, attrs=attrs),
+                                  target=GPUTarget("cuda", arch, 32), options={"num_warps": _num_warps()})
+        res = _resources(compiled.asm["cubin"])
+        forms = access_widths(compiled.asm["ptx"])
+        row.update(ok=True, **res, ld=forms["ld"], st=forms["st"],
+                   occupancy_h100=occupancy_h100(res["reg"], _num_warps(), max(res["shared"], 0)))
+    except Exception as exc:
+        row.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def compile_ptx(archs=(90, 80), workers: int = 2) -> List[dict]:
+    n = len(list(_ptx_entries()))
+    jobs = [(i, a) for a in archs for i in range(n)]
+    if workers <= 1:
+        return [_ptx_one(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_ptx_one, jobs, chunksize=2))
+
+
+def check_ptx(rows: List[dict]) -> List[str]:
+    """What the suite rejects: a failed compile, local memory (spills), or an access
+    expected 128-bit with none of that width (for every size: the full tiles load and
+    store without a mask, so sizes not divisible by 16 keep them outside the tail)."""
+    problems = []
+    for r in rows:
+        where = f"{r['kernel']} {r['arch']} [{r['sizes']}]"
+        if not r["ok"]:
+            problems.append(f"{where}: does not compile: {r['error']}")
+            continue
+        if r.get("local", 0) > 0:
+            problems.append(f"{where}: spills ({r['local']} bytes of local memory per thread)")
+        for op in r["expect"]:
+            if by_width(r[op]).get(128, 0) == 0:
+                problems.append(f"{where}: no 128-bit global {'load' if op == 'ld' else 'store'} ({r[op]})")
+    return problems
+
+
+def _forms(forms: Dict[str, int]) -> str:
+    items = sorted(forms.items(), key=lambda kv: (-bits_of(kv[0]), kv[0]))
+    return ", ".join(f"{n}× {f}" for f, n in items) or "–"
+
+
+def ptx_summary(rows: List[dict]) -> List[str]:
+    """Per kernel and arch: specialisations, how many have 128-bit loads (sizes divisible
+    by 16 / not), registers, spills, the lowest modelled H100 occupancy."""
+    lines = ["| kernel | arch | specialisations | 128-bit loads: sizes ÷16 | 128-bit loads: sizes not ÷16 | "
+             "registers | spills | lowest H100 warps/SM |", "|---|---|---|---|---|---|---|---|"]
+    groups: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kernel"].split("[")[0], r["arch"]), []).append(r)
+    for (kernel, arch), rs in groups.items():
+        ok = [r for r in rs if r["ok"]]
+        div = [r for r in ok if "not" not in r["sizes"]]
+        nd = [r for r in ok if "not" in r["sizes"]]
+        wide = lambda xs: sum(by_width(r["ld"]).get(128, 0) > 0 for r in xs)
+        regs = [r["reg"] for r in ok]
+        lines.append(f"| {kernel} | {arch} | {len(rs)} | {wide(div)}/{len(div)} | {wide(nd)}/{len(nd)} | "
+                     f"{min(regs, default=0)}–{max(regs, default=0)} | {sum(r['local'] > 0 for r in ok)} | "
+                     f"{min((r['occupancy_h100']['warps'] for r in ok), default=0)} |")
+    return lines
+
+
+def ptx_markdown(rows: List[dict]) -> str:
+    lines = ptx_summary(rows) + ["", "| kernel | sizes (specialisation) | arch | global loads | global stores | "
+                                     "128-bit ld / st | registers | spills (local B) | H100 occupancy (warps/SM) |",
+                                 "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        spec = "; ".join(x for x in (("÷16: " + ", ".join(r.get("divisible", []))) if r.get("divisible") else "",
+                                     ("=1: " + ", ".join(r.get("constant_1", []))) if r.get("constant_1") else "") if x)
+        sizes = f"{r['sizes']} [{spec}]" if spec else r["sizes"]
+        if not r["ok"]:
+            lines.append(f"| {r['kernel']} | {sizes} | {r['arch']} | COMPILE FAILED | | | | | |")
+            continue
+        occ = r["occupancy_h100"]
+        lines.append(f"| {r['kernel']} | {sizes} | {r['arch']} | {_forms(r['ld'])} | {_forms(r['st'])} | "
+                     f"{by_width(r['ld']).get(128, 0)} / {by_width(r['st']).get(128, 0)} | {r['reg']} | "
+                     f"{r['local']} | {occ['occupancy']:.0%} ({occ['warps']}, {occ['limit']}) |")
+    return "\n".join(lines) + "\n"
+
+
 def _num_warps() -> int:
     from ..kernels import losses
     return losses.NUM_WARPS
@@ -106,12 +403,17 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", help="write a markdown table here")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--ptx", action="store_true",
+                   help="the runtime JIT's specialisations of each kernel: global access widths, "
+                        "registers, spills, H100 occupancy (markdown/json as above)")
     a = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         # kernels decorated under the interpreter cannot be compiled: start clean
         env = dict(os.environ)
         env.pop("TRITON_INTERPRET")
         return subprocess.call([sys.executable, "-m", "fastgan.tools.aot", *(argv or sys.argv[1:])], env=env)
+    if a.ptx:
+        return _main_ptx(a)
     rows = compile_all(tuple(a.arch or (90, 80)), a.workers)
     bad = [r for r in rows if not r["ok"]]
     spills = [r for r in rows if r["ok"] and (r.get("local", 0) > 0 or r.get("stack", 0) > 0)]
@@ -129,6 +431,56 @@ def main(argv=None) -> int:
     for r in spills:
         print(f"spill: {r['kernel']} {r['arch']} local={r['local']} stack={r['stack']}")
     return 1 if bad else 0
+
+
+def _main_ptx(a) -> int:
+    import triton
+    t0 = time.perf_counter()
+    rows = compile_ptx(tuple(a.arch or (90, 80)), a.workers)
+    wall = time.perf_counter() - t0
+    problems = check_ptx(rows)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(f"<!-- generated by `python -m fastgan.tools.aot --ptx --markdown {a.markdown}` "
+                    f"(triton {triton.__version__}) -->\n")
+            f.write(PTX_PREAMBLE)
+            f.write(ptx_markdown(rows))
+    print(f"compiled {sum(r['ok'] for r in rows)}/{len(rows)} specialisations in {wall:.1f} s; "
+          f"{len(problems)} problems")
+    for msg in problems:
+        print("PROBLEM", msg)
+    return 1 if problems else 0
+
+
+PTX_PREAMBLE = """# Global access widths of the Triton kernels as the runtime JIT specialises them (sm_90, sm_80)
+
+Compiled ahead of time on a machine without a GPU.  Each row is one kernel
+specialisation for an example launch: pointers 16-byte aligned, every int argument
+divisible by 16 marked `tt.divisibility` 16 and an int equal to 1 made a constant,
+as triton's JIT does (`fastgan.tools.aot.jit_specialisation`).  "global loads" and
+"global stores" count the PTX instructions by form: `v4.b32` and `v2.b64` are
+128-bit (8 bf16, 4 fp32 or 2 fp64 per instruction), `b32` a single fp32 (or a bf16
+pair), `b16` a single bf16.  The instruction counts are static (code paths, not
+executions): a kernel with a full-tile path and a masked tail path shows both.
+Registers and local memory (spills) are from `cuobjdump --dump-resource-usage` of
+the cubin; the occupancy is a model (`occupancy_h100`: 65536 registers per SM
+allocated per warp in units of 256, at most 64 warps, 2048 threads and 32 blocks per
+SM) with the limiting resource, for 4 warps per program.  Checked by
+tests/test_ptx.py (`check_ptx`): no spills, and every bulk load (and elementwise
+store) has a 128-bit form for every size.
+
+Sizes not divisible by 16 keep 128-bit accesses outside the tail: a tile that lies
+inside its side (or, for the penalty's one-row programs, a tile from the row's
+first 16-element boundary) loads and stores without a mask; only the partial tail
+tile takes the masked, narrower path, so such a row shows both forms.  Not covered:
+the penalty kernels with several rows per program (`block_d` 16–256, D ≤ 256) when D
+is not divisible by 16 (their rows start at multiples of D, of unknown alignment:
+scalar accesses), and `penalty_finish`, which reads B·S partials (a few kB).
+
+"""
 
 
 if __name__ == "__main__":
