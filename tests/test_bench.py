@@ -308,3 +308,25 @@ def test_compare_flags_an_injected_slowdown_in_a_real_run():
     flagged = torch_row(a, slow)
     assert flagged["speedup_verdict"] == "slower", flagged
     assert 0.15 < flagged["regression"] < 0.40, flagged
+
+
+def test_cuda_rows_get_the_bandwidth_model_fraction():
+    """On a GPU the model knows, each row gets frac_of_model = predicted / measured time
+    (no GPU here: the rows are made up, the arithmetic is the bench's)."""
+    from fastgan.tools import bandwidth, bench
+    case = next(c for c in bench.cases(quick=False) if c.op == "hinge_d_loss" and c.label == "2^24")
+    nbytes = bandwidth.shapes_bytes(case.op, case.shapes, torch.float32, "fwd+bwd")
+    predicted = nbytes / 3.0e12
+    rows = [{"op": case.op, "size": case.label, "mode": "fwd+bwd", "provider": "fastgan-triton",
+             "median_us": 2 * predicted * 1e6}]
+    meta = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3"}
+    bench._add_model_fraction(rows, meta)
+    assert rows[0]["frac_of_model"] == pytest.approx(0.5, abs=1e-3)
+    assert "H100" in meta["model_bandwidth"]
+    cpu_rows = [dict(rows[0])]
+    cpu_rows[0].pop("frac_of_model")
+    bench._add_model_fraction(cpu_rows, {"device": "cpu", "device_name": "Intel Xeon"})
+    assert "frac_of_model" not in cpu_rows[0]
+    table = bench.format_table({"meta": {**meta, "threads": 1, "copy_gb_per_s": 2000.0, "torch": "x",
+                                         "triton": "y", "timer": "t"}, "rows": rows, "skipped": {}})
+    assert "model 50" in table

@@ -61,6 +61,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .. import backends
+from . import bandwidth
 from .args import check_outputs, positive_int
 from .cases import CASES
 
@@ -607,7 +608,28 @@ def _run(device, quick, ops, modes, min_run_time, progress, provider_filter, rou
                            "blocks of calls): median and IQR of the round values; ratios per round"})
     if slowdown:
         meta["injected_slowdown"] = slowdown
+    _add_model_fraction(rows, meta)
     return {"meta": meta, "rows": rows, "skipped": {p: why for p, why in provs.items() if why is not None}}
+
+
+def _add_model_fraction(rows: List[dict], meta: dict) -> None:
+    """On a GPU the bandwidth model knows (``fastgan.tools.bandwidth``, an assumed copy
+    bandwidth): each row's ``frac_of_model``, the model's predicted time over the measured
+    one (1.0 = at the assumed copy bandwidth; float32 bytes, as the bench's inputs)."""
+    if meta.get("device") != "cuda":
+        return
+    try:
+        key = bandwidth.device_key(meta["device_name"])
+    except KeyError:
+        return
+    meta["model_bandwidth"] = f"{key}: {bandwidth.COPY_BANDWIDTH[key] / 1e12:.1f} TB/s (assumed)"
+    shapes = {(c.op, c.label): c.shapes for c in cases(quick=False) + cases(quick=True)}
+    for r in rows:
+        if "median_us" not in r or (r["op"], r["size"]) not in shapes:
+            continue
+        nbytes = bandwidth.shapes_bytes(r["op"], shapes[(r["op"], r["size"])], torch.float32, r["mode"])
+        r["frac_of_model"] = round(bandwidth.predicted_seconds(nbytes, meta["device_name"]) / (r["median_us"] * 1e-6),
+                                   3)
 
 
 def device_name(device: str) -> str:
@@ -700,7 +722,8 @@ def format_table(result: dict) -> str:
                      f"{r['median_us']:>11.1f} {_pm(r.get('spread')):>7} "
                      f"{_ratio(r, 'eager'):>12} {_ratio(r, 'compile'):>12} "
                      f"{r.get('gb_per_s', ''):>8} {_pct(r.get('frac_of_copy')):>8}  "
-                     f"{'noisy' if r.get('noisy') else ''}")
+                     f"{'noisy' if r.get('noisy') else ''}"
+                     f"{'  model ' + _pct(r['frac_of_model']) if 'frac_of_model' in r else ''}")
     for r in result["rows"]:
         if "error" in r:
             lines.append(f"ERROR {r['op']} {r['size']} {r['provider']}: {r['error']}")
@@ -741,7 +764,7 @@ def format_table(result: dict) -> str:
 CSV_KEYS = ["op", "size", "numel", "mode", "provider", "median_us", "lo_us", "hi_us", "min_us", "max_us", "spread",
             "rounds", "noisy", "remeasured", "speedup_vs_eager", "speedup_vs_eager_lo", "speedup_vs_eager_hi",
             "speedup_vs_compile", "speedup_vs_compile_lo", "speedup_vs_compile_hi", "gb_per_s", "frac_of_copy",
-            "frac_of_copy_spread",
+            "frac_of_copy_spread", "frac_of_model",
             "warmup_s", "warmup_calls", "warmup_steady", "peak_bytes", "error"]
 
 
