@@ -396,8 +396,11 @@ variable_list pair_loss_autograd(const c10::optional<at::Tensor>& real, const at
   // the caches it buys no time (bce_g_loss fwd+bwd at 2^24, Xeon 2 cores: 109.7 ms
   // saving, 105.5 ms recomputing, within the noise) and costs a buffer of d as large as
   // the input, so there the backward recomputes from the logits, as it does elsewhere.
-  const int64_t n = fake.numel() + (has_real ? real->numel() : 0);
-  const bool saving = kind == BCE && reduction != NONE && fake.device().is_cpu() && n <= kSavingMax &&
+  // (Under torch.compile with dynamic shapes the sizes are symbolic: no size cap there.)
+  const bool symbolic = fake.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
+                        (has_real && real->unsafeGetTensorImpl()->has_symbolic_sizes_strides());
+  const bool small = symbolic || fake.numel() + (has_real ? real->numel() : 0) <= kSavingMax;
+  const bool saving = kind == BCE && reduction != NONE && fake.device().is_cpu() && small &&
                       at::GradMode::is_enabled() && (fake.requires_grad() || (has_real && real->requires_grad()));
   return PairLossFn::apply(has_real ? *real : at::empty({0}, fake.options()), fake, has_real, kind, params.vec(),
                            reduction, saving);

@@ -94,3 +94,25 @@ def test_dispatch_by_kind_matches_functions(backend):
     assert torch.equal(F.g_loss("bce", fake, saturating=True), F.bce_g_loss(fake, saturating=True))
     assert torch.equal(F.d_loss("wasserstein", real, fake), F.wasserstein_d_loss(real, fake))
     assert torch.equal(F.g_loss("lsgan", fake, c=0.5), F.lsgan_g_loss(fake, c=0.5))
+
+
+def test_new_ops_bad_input_names_the_argument():
+    from fastgan import functional as F
+    from fastgan.checks import ShapeError
+    x = torch.randn(4, 3)
+    with pytest.raises(ShapeError, match="batch dimension"):
+        F.gaussian_kl(torch.tensor(0.5), torch.tensor(0.1))
+    with pytest.raises(ShapeError, match="mu .* and logvar"):
+        F.gaussian_kl(x, x[:, :2])
+    with pytest.raises(ValueError, match="dim 2 is out of range"):
+        F.kl_div_logits(x, x, dim=2)
+    with pytest.raises(ValueError, match="dim -1 is out of range"):
+        F.js_div_logits(torch.tensor(1.0), torch.tensor(1.0))
+    with pytest.raises(TypeError, match="dim must be an int"):
+        F.js_div_logits(x, x, dim=True)
+    with pytest.raises(ShapeError, match="same shape"):
+        F.rpgan_d_loss(x, x[:2])
+    with pytest.raises(ValueError, match="reduction"):
+        F.ragan_d_loss(x, x, reduction="avg")
+    with pytest.raises(TypeError, match="real"):
+        F.ragan_g_loss(x.long(), x)

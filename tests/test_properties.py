@@ -26,8 +26,9 @@ shapes = st.lists(st.integers(0, 9), min_size=0, max_size=4).map(tuple)
        opt=st.integers(0, 2))
 def test_triton_matches_reference(name, shape_r, shape_f, dtype, reduction, scale, seed, opt):
     spec = CASES[name]
-    if spec.name == "grad_norm_penalty" and not shape_r:
-        shape_r = (1,)  # a gradient needs a batch dimension (0-d input is a ValueError, tested elsewhere)
+    if spec.name in ("grad_norm_penalty", "gaussian_kl", "kl_div_logits", "js_div_logits") and not shape_r:
+        # a batch / distribution dimension is required (0-d input is a ValueError, tested elsewhere)
+        shape_r = (1,)
     gen = torch.Generator().manual_seed(seed)
     shapes_ = [shape_r, shape_f] if spec.is_discriminator else [shape_r] * len(spec.args)
     tensors = spec.make_inputs(shapes_, torch.float64, "cpu", gen)
