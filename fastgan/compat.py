@@ -25,8 +25,8 @@ projects):
   HiFi-GAN's functions: LSGAN without ½ summed over discriminators (returning the
   per-discriminator values as HiFi-GAN does), and feature matching ``2·Σ mean|r − g|``.
 
-The scores go through fastgan's fused losses; the lists are looped over in Python (one
-fused call per discriminator) until the list losses land.
+The scores go through fastgan's fused losses (one fused call per discriminator) and the
+feature maps through the fused ``feature_matching_loss``.
 """
 from __future__ import annotations
 
@@ -177,17 +177,7 @@ def hifigan_generator_loss(fake_outputs: Sequence[Tensor]) -> Tuple[Tensor, List
 
 
 def hifigan_feature_loss(fmap_r: Sequence[Sequence[Tensor]], fmap_g: Sequence[Sequence[Tensor]]) -> Tensor:
-    """HiFi-GAN's ``feature_loss``: ``2 · Σ_d Σ_l mean|r − g|`` (the real maps are not detached
-    here either: HiFi-GAN's generator step computes them under the generator's graph only)."""
-    if len(fmap_r) != len(fmap_g):
-        raise ValueError(f"fmap_r has {len(fmap_r)} discriminators, fmap_g {len(fmap_g)}")
-    loss = 0.0
-    for d, (rs, gs) in enumerate(zip(fmap_r, fmap_g)):
-        if len(rs) != len(gs):
-            raise ValueError(f"discriminator {d}: fmap_r has {len(rs)} maps, fmap_g {len(gs)}")
-        for m, (r, g) in enumerate(zip(rs, gs)):
-            if r.shape != g.shape:
-                raise ValueError(f"discriminator {d}, map {m}: real {tuple(r.shape)} and fake {tuple(g.shape)} "
-                                 "differ in shape")
-            loss = loss + torch.mean(torch.abs(r - g))
-    return loss * 2
+    """HiFi-GAN's ``feature_loss``: ``2 · Σ_d Σ_l mean|r − g|``, the fused
+    ``feature_matching_loss`` (the real maps keep their gradient, as in HiFi-GAN, where
+    they come from the discriminator's forward in the generator step)."""
+    return F.feature_matching_loss(fmap_r, fmap_g, weight=2.0, detach_real=False)
