@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +40,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fastgan import functional as F  # noqa: E402
+from fastgan.tools.bench import device_name  # noqa: E402
 
 
 def _conv_len(n, k, s, p):
@@ -184,17 +184,6 @@ def time_case(case: str, rounds: int, calls: int, providers):
     return per
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", action="append", choices=list(CASES))
@@ -228,7 +217,7 @@ def main(argv=None) -> int:
     head += " compile / fastgan |" if "compile" in providers else ""
     sep = "|" + "---|" * (head.count("|") - 1)
     md = [f"# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
-          f"Machine: {_cpu_name()}, {os.cpu_count()} cores, "
+          f"Machine: {device_name('cpu')}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}.  Shared with other work.",
           f"Command: `python benchmarks/multi_disc.py {' '.join(argv or sys.argv[1:])}`", "",
           *lines, "", "Interleaved rounds; each cell: median of round medians [min–max], ms; ratios per round.", "",

@@ -140,6 +140,21 @@ def _input_grads(critic, x: Tensor, scaler, arg: str):
     return g, ((lambda pen: _ReachParameters.apply(pen, out)) if ddp else (lambda pen: pen))
 
 
+def _alpha(alpha: Optional[Tensor], real: Tensor, dtype: torch.dtype) -> Tensor:
+    """The per-sample interpolation weights, shaped to broadcast over ``real``'s sample
+    dims: ``alpha`` checked (shape ``(B,)``, ``real``'s device), or drawn from U[0, 1)."""
+    B = real.shape[0]
+    if alpha is None:
+        alpha = torch.rand(B, device=real.device, dtype=dtype)
+    else:
+        check_tensor("alpha", alpha)
+        if alpha.shape != (B,):
+            raise ValueError(f"alpha must have shape (B,) = ({B},), one value per sample; got {tuple(alpha.shape)}")
+        if alpha.device != real.device:
+            raise ValueError(f"alpha is on {alpha.device} but real is on {real.device}")
+    return alpha.detach().to(dtype).view(B, *([1] * (real.dim() - 1)))
+
+
 def _check_critic(critic):
     if not callable(critic):
         raise TypeError(f"critic must be callable (an nn.Module or a function), got {type(critic).__name__}")
@@ -168,17 +183,8 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
         raise ValueError(f"real must have a non-empty batch dimension, got shape {tuple(real.shape)}")
     w = check_number("weight", weight)
     scaler = _check_scaler(scaler)
-    B = real.shape[0]
     dtype = torch.promote_types(real.dtype, fake.dtype)
-    if alpha is None:
-        alpha = torch.rand(B, device=real.device, dtype=dtype)
-    else:
-        check_tensor("alpha", alpha)
-        if alpha.shape != (B,):
-            raise ValueError(f"alpha must have shape (B,) = ({B},), one value per sample; got {tuple(alpha.shape)}")
-        if alpha.device != real.device:
-            raise ValueError(f"alpha is on {alpha.device} but real is on {real.device}")
-    a = alpha.detach().to(dtype).view(B, *([1] * (real.dim() - 1)))
+    a = _alpha(alpha, real, dtype)
     x_hat = torch.lerp(fake.detach().to(dtype), real.detach().to(dtype), a).requires_grad_(True)
     g, finish = _input_grads(critic, x_hat, scaler, "x_hat")
     return finish(w * grad_norm_penalty(g, center=center, one_sided=one_sided))
@@ -200,7 +206,6 @@ def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5
         raise ValueError(f"real must have a non-empty batch dimension, got shape {tuple(real.shape)}")
     w, c = check_number("weight", weight), check_number("c", c)
     scaler = _check_scaler(scaler)
-    B = real.shape[0]
     x = real.detach()
     if noise is None:
         noise = torch.rand_like(x)
@@ -209,15 +214,7 @@ def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5
         if noise.shape != x.shape or noise.device != x.device:
             raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
                              f"{tuple(noise.shape)} on {noise.device}")
-    if alpha is None:
-        alpha = torch.rand(B, device=x.device, dtype=x.dtype)
-    else:
-        check_tensor("alpha", alpha)
-        if alpha.shape != (B,):
-            raise ValueError(f"alpha must have shape (B,) = ({B},), one value per sample; got {tuple(alpha.shape)}")
-        if alpha.device != x.device:
-            raise ValueError(f"alpha is on {alpha.device} but real is on {x.device}")
-    a = alpha.detach().to(x.dtype).view(B, *([1] * (x.dim() - 1)))
+    a = _alpha(alpha, x, x.dtype)
     # one std over the batch (a sample of one element has no spread: std is nan, as torch's)
     x_hat = (x + a * (c * x.std()) * noise.detach().to(x.dtype)).requires_grad_(True)
     g, finish = _input_grads(critic, x_hat, scaler, "x_hat")

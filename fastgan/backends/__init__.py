@@ -214,6 +214,11 @@ def _promoted(a: torch.Tensor, b: torch.Tensor):
     return a.to(dt), b.to(dt)
 
 
+def _selected(x: torch.Tensor):
+    """The backend of the current selection for ``x``'s device (cached, else resolved)."""
+    return _resolved.get((_override.name or _process_default(), _device_type(x))) or resolve(x.device)
+
+
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     """Run ``spec`` on the backend selected for the tensors' device."""
     if spec.family is Family.DIVERGENCE:  # no kernel yet: the reference on every backend
@@ -225,7 +230,7 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     elif transformed():
         backend = torch_backend
     else:
-        backend = _resolved.get((_override.name or _process_default(), _device_type(x))) or resolve(x.device)
+        backend = _selected(x)
     if backend is torch_backend:
         return spec.reference(*tensors, **kwargs, reduction=reduction)
     if spec.family is Family.PAIR:
@@ -255,7 +260,7 @@ def feature_matching(reals, fakes, p: int, reduction: str):
     if reduction == "none" or transformed() or torch.compiler.is_compiling():
         backend = torch_backend
     else:
-        backend = _resolved.get((_override.name or _process_default(), _device_type(g))) or resolve(g.device)
+        backend = _selected(g)
     if backend is native_backend:
         return native_backend.feature_matching(reals, fakes, p, reduction)
     if backend is triton_backend and all(x.dtype == g.dtype for x in fakes):

@@ -305,12 +305,7 @@ def _ptx_one(args):
 
 
 def compile_ptx(archs=(90, 80), workers: int = 2) -> List[dict]:
-    n = len(list(_ptx_entries()))
-    jobs = [(i, a) for a in archs for i in range(n)]
-    if workers <= 1:
-        return [_ptx_one(j) for j in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_ptx_one, jobs, chunksize=2))
+    return _per_arch(_ptx_one, len(list(_ptx_entries())), archs, workers, chunksize=2)
 
 
 def check_ptx(rows: List[dict]) -> List[str]:
@@ -379,13 +374,18 @@ def _num_warps() -> int:
     return losses.NUM_WARPS
 
 
-def compile_all(archs=(90, 80), workers: int = 2) -> List[dict]:
-    n = len(list(_entries()))
+def _per_arch(fn, n: int, archs, workers: int, chunksize: int) -> List[dict]:
+    """``fn((index, arch))`` for every entry index and arch, in a worker pool unless
+    ``workers <= 1``; rows in job order."""
     jobs = [(i, a) for a in archs for i in range(n)]
     if workers <= 1:
-        return [_compile_one(j) for j in jobs]
+        return [fn(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(_compile_one, jobs, chunksize=4))
+        return list(pool.map(fn, jobs, chunksize=chunksize))
+
+
+def compile_all(archs=(90, 80), workers: int = 2) -> List[dict]:
+    return _per_arch(_compile_one, len(list(_entries())), archs, workers, chunksize=4)
 
 
 def to_markdown(rows: List[dict]) -> str:
