@@ -555,8 +555,10 @@ at::Tensor fm_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at:
                            const auto d = load<acc_t>(gp + i, cnt) - load<acc_t>(rp + i, cnt);
                            return d * d;
                          });
-      // a map with no elements: its mean is nan, as torch's (the scale is 1/0 = inf there)
-      total += n == 0 ? scales[m] * 0.0 * std::numeric_limits<double>::infinity() : scales[m] * static_cast<double>(s);
+      // a map with no elements: its mean is nan, as torch's (the scale is 1/0 = inf there);
+      // its sum is 0
+      total += n == 0 ? (std::isinf(scales[m]) ? std::numeric_limits<double>::quiet_NaN() : 0.0)
+                      : scales[m] * static_cast<double>(s);
     });
   }
   return at::scalar_tensor(total, at::TensorOptions().dtype(dt));

@@ -311,7 +311,7 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     ``weight`` (HiFi-GAN: ``weight=2``).  ``real_feats``/``fake_feats`` are nested lists as
     multi-discriminators return them (per discriminator a list of maps), flat lists, or
     tensors.  ``reduction="sum"`` sums each map instead of averaging it; ``"none"`` returns
-    the nested list of per-element terms (times ``weight``).  The real maps are targets:
+    the per-element terms (times ``weight``): nested as the inputs, a tensor for tensors.  The real maps are targets:
     detached unless ``detach_real=False``.
 
     On the native and Triton backends the forward reads every map once and the backward
@@ -348,6 +348,8 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     out = backends.feature_matching(flat_r, flat_g, p, reduction)
     if reduction == "none":
         out = [o * weight for o in out] if weight != 1.0 else out
+        if isinstance(fake_feats, Tensor):  # one map: its terms, as a tensor
+            return out[0]
         nested, k = [], 0
         for c in counts:
             nested.append(out[k:k + c])

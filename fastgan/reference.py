@@ -275,11 +275,11 @@ def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reductio
 
 # --- feature matching -------------------------------------------------------------
 
-def feature_matching_loss(reals, fakes, *, p: int = 1, reduction: str = "mean"):
-    """``Σ_m reduce(|g_m − r_m|^p)`` over lists of same-shaped maps (already flat lists,
-    reals already detached if they should be): "mean" averages each map, "sum" sums it;
-    "none" gives the list of per-element terms.  Each map in its accumulation dtype; the
-    total in the promoted dtype of the fakes."""
+def feature_matching_maps(reals, fakes, *, p: int = 1, reduction: str = "mean"):
+    """``Σ_m reduce(|g_m − r_m|^p)`` over flat lists of same-shaped maps (the reals already
+    detached if they should be): "mean" averages each map, "sum" sums it; "none" gives the
+    list of per-element terms.  Each map in its accumulation dtype; the total in the
+    promoted dtype of the fakes.  (What the fused backends compute and differentiate.)"""
     terms = []
     for r, g in zip(reals, fakes):
         d = _up(g) - _up(r)
@@ -294,6 +294,33 @@ def feature_matching_loss(reals, fakes, *, p: int = 1, reduction: str = "mean"):
     for g in fakes[1:]:
         dt = torch.promote_types(dt, g.dtype)
     return total.to(dt)
+
+
+def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", weight: float = 1.0,
+                          detach_real: bool = True, p: int = 1):
+    """Feature matching, the public function's spec: ``weight · Σ_maps reduce(|f_g − f_r|^p)``
+    over the maps of every discriminator (a tensor, a list of maps, or a list per
+    discriminator of lists of maps), the real maps detached unless ``detach_real=False``.
+    "none": the terms times ``weight``, a tensor for tensor inputs, else nested as the
+    inputs (per discriminator a list of maps)."""
+    def nested(feats):
+        return [[feats]] if isinstance(feats, Tensor) else \
+            [list(f) if isinstance(f, (list, tuple)) else [f] for f in feats]
+
+    reals, fakes = nested(real_feats), nested(fake_feats)
+    flat_r = [r.detach() if detach_real else r for rs in reals for r in rs]
+    flat_g = [g for gs in fakes for g in gs]
+    out = feature_matching_maps(flat_r, flat_g, p=p, reduction=reduction)
+    if reduction != "none":
+        return out * weight if weight != 1.0 else out
+    out = [o * weight for o in out] if weight != 1.0 else out
+    if isinstance(fake_feats, Tensor):
+        return out[0]
+    grouped, k = [], 0
+    for gs in fakes:
+        grouped.append(out[k:k + len(gs)])
+        k += len(gs)
+    return grouped
 
 
 # --- drop-in binary_cross_entropy_with_logits ---------------------------------

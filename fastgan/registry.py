@@ -55,6 +55,9 @@ class Family(enum.Enum):
     # the divergences (gaussian_kl, kl_div_logits, js_div_logits): no kernel yet, every
     # backend runs the reference
     DIVERGENCE = "divergence"
+    # feature matching: maps of real and fake features, lists of them as multi-discriminators
+    # return them (``backends.feature_matching``: one fused op over every map)
+    FEATURE = "feature"
 
 
 class Side(NamedTuple):
@@ -86,6 +89,16 @@ class OpSpec:
     reference: Callable                      # the specification (fastgan.reference)
     lower: Optional[Callable[..., PairOptions]] = None   # pair family: keyword options -> PairOptions
     two_sided: bool = False                  # a real and a fake tensor of any shapes, "none" gives both sides
+
+    @property
+    def grad_args(self) -> Tuple[bool, ...]:
+        """Which tensor arguments ``fastgan bench`` differentiates: every score of a
+        two-sided loss, else the first argument (the logits, not the drop-in BCE's target;
+        the gradient tensor of the penalty), and the fake features (not the detached real
+        ones) of feature matching."""
+        if self.family is Family.FEATURE:
+            return (False, True)
+        return tuple(self.two_sided or i == 0 for i in range(len(self.args)))
 
     @property
     def is_discriminator(self) -> bool:
@@ -128,6 +141,8 @@ for _name, _two in (("ragan_d_loss", True), ("ragan_g_loss", True), ("rpgan_d_lo
 register(OpSpec("gaussian_kl", Family.DIVERGENCE, ("mu", "logvar"), reference.gaussian_kl))
 register(OpSpec("kl_div_logits", Family.DIVERGENCE, ("p_logits", "q_logits"), reference.kl_div_logits))
 register(OpSpec("js_div_logits", Family.DIVERGENCE, ("p_logits", "q_logits"), reference.js_div_logits))
+register(OpSpec("feature_matching_loss", Family.FEATURE, ("real_feats", "fake_feats"),
+                reference.feature_matching_loss))
 
 D_KINDS = {"bce": "bce_d_loss", "hinge": "hinge_d_loss", "lsgan": "lsgan_d_loss",
            "wasserstein": "wasserstein_d_loss"}

@@ -30,7 +30,7 @@ def _fn(spec, opts, reduction):
             return fn(x, t, weight=w, pos_weight=p, reduction=reduction).sum()
     else:
         def loss(*xs):
-            out = fn(*xs, **opts, reduction=reduction)
+            out = fn(*xs, **{**spec.fixed, **opts}, reduction=reduction)
             return sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()
     return loss
 

@@ -252,6 +252,32 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
                            reduction)
 
 
+def run_list(spec: OpSpec, lists, kwargs: dict, reduction: str):
+    """A pair loss over lists of score tensors, one per discriminator (``lists`` is
+    ``(reals, fakes)`` or ``(fakes,)``), reduced ("mean" or "sum"): ``(total, per-discriminator
+    losses)``, the sum and the list of each discriminator's loss.
+
+    On a fused backend, with every tensor of one dtype on one device, one multi-tensor op
+    computes all of them (one forward and one backward over every tensor,
+    ``pair_loss_list``).  Otherwise (the reference, ``torch.compile``, ``torch.func``,
+    mixed dtypes) each discriminator is one ``run``."""
+    fakes = lists[-1]
+    g = fakes[0]
+    if not (torch.compiler.is_compiling() or transformed()):
+        backend = _selected(g)
+        if backend is not torch_backend and all(x.dtype == g.dtype and x.device == g.device
+                                                for xs in lists for x in xs):
+            opts = _lowered(spec.name, tuple(kwargs.items()))
+            reals = lists[0] if len(lists) == 2 else None
+            per = backend.pair_loss_list(spec.name, kwargs, opts, reduction, reals, fakes)
+            return per.sum(), list(per.unbind(0))
+    per = [run(spec, members, kwargs, reduction) for members in zip(*lists)]
+    total = per[0]
+    for loss in per[1:]:
+        total = total + loss
+    return total, per
+
+
 def feature_matching(reals, fakes, p: int, reduction: str):
     """Feature matching over flat lists of maps on the backend selected for their device:
     the native extension's fused ops, the Triton kernels (maps of one dtype), else the
@@ -265,7 +291,7 @@ def feature_matching(reals, fakes, p: int, reduction: str):
         return native_backend.feature_matching(reals, fakes, p, reduction)
     if backend is triton_backend and all(x.dtype == g.dtype for x in fakes):
         return triton_backend.feature_matching(reals, fakes, p, reduction)
-    return reference.feature_matching_loss(reals, fakes, p=p, reduction=reduction)
+    return reference.feature_matching_maps(reals, fakes, p=p, reduction=reduction)
 
 
 __all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "resolve", "BACKENDS", "NAMES"]

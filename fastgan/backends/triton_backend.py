@@ -539,7 +539,7 @@ class _FeatureMatching(torch.autograd.Function):
         p, reduction, n, reals_need = ctx.meta
         maps = ctx.saved_tensors
         if torch.is_grad_enabled() or vmapped([up]):
-            grads = _reference_vjp(lambda *xs: reference.feature_matching_loss(xs[:n], xs[n:], p=p,
+            grads = _reference_vjp(lambda *xs: reference.feature_matching_maps(xs[:n], xs[n:], p=p,
                                                                                reduction=reduction),
                                    list(maps), [up], [True] * len(maps))
             return (None, None, None, *[g if need else None for g, need in zip(grads[:n], reals_need)],

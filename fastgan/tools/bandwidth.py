@@ -30,7 +30,7 @@ reduction="mean", batch=None) -> int``
     bandwidth of the device whose name contains a key of ``COPY_BANDWIDTH``
     (``KeyError`` for another device).
 ``differentiable(op_name) -> tuple of bool``: which inputs get a gradient (the
-    bench's rule: every input of a two-sided loss, else the first).
+    bench's rule, ``OpSpec.grad_args``).
 ``MODELS``: one byte model per op family; an op whose family has none has no model
     (tests/test_bandwidth.py fails for it).
 
@@ -96,8 +96,7 @@ def _acc_size(dtype) -> int:
 
 def differentiable(op_name: str) -> Tuple[bool, ...]:
     """Which tensor arguments get a gradient (the bench's rule)."""
-    spec = OPS[op_name]
-    return tuple(spec.is_discriminator or i == 0 for i in range(len(spec.args)))
+    return OPS[op_name].grad_args
 
 
 def _sizes(spec, n_real: int, n_fake: Optional[int]) -> List[int]:
@@ -148,6 +147,7 @@ MODELS: Dict[Family, Callable] = {
     Family.PENALTY: _penalty,
     Family.RELATIVISTIC: _elementwise,
     Family.DIVERGENCE: _elementwise,
+    Family.FEATURE: _elementwise,
 }
 
 

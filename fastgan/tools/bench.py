@@ -93,10 +93,8 @@ class Case:
 
     @property
     def differentiable(self) -> List[bool]:
-        """Which inputs get a gradient: every score of a GAN loss; only the logits or
-        the gradient tensor for the drop-in BCE (not its target) and the penalty."""
-        pair = CASES[self.op].is_discriminator
-        return [pair or i == 0 for i in range(len(self.shapes))]
+        """Which inputs get a gradient (``OpSpec.grad_args``)."""
+        return list(CASES[self.op].spec.grad_args)
 
     @property
     def id(self) -> str:

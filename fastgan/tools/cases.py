@@ -8,6 +8,7 @@ points and closed forms).  The registry says what an op is; this says how to tes
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -234,6 +235,9 @@ class OpCases:
     special: Optional[Callable] = None       # dtype -> [(tensors, options, which args are differentiated)]
     closed_form: Optional[Callable] = None   # (tensors, options) -> (terms, [(d1, d2) per argument])
     tolerances: Dict[torch.dtype, Tuple[float, float]] = field(default_factory=lambda: dict(TOLERANCES))
+    # options every test and ``fastgan verify`` call includes (an option set may override
+    # them): feature matching's ``detach_real=False``, so that both inputs are differentiated
+    fixed: Dict[str, object] = field(default_factory=dict)
 
     # the op's own description, read through (tests and tools iterate CASES)
     @property
@@ -246,7 +250,8 @@ class OpCases:
 
     @property
     def reference(self) -> Callable:
-        return self.spec.reference
+        """The op's reference, with the ``fixed`` options."""
+        return functools.partial(self.spec.reference, **self.fixed) if self.fixed else self.spec.reference
 
     @property
     def is_discriminator(self) -> bool:
@@ -473,6 +478,40 @@ _cases("kl_div_logits", options=({}, {"dim": 0}), sample=_kl_sample, eager=_eage
 # terms in the tests): 4e-7 off at gradients of 0.02, past 2e-5 relative
 _cases("js_div_logits", options=({}, {"dim": 0}), sample=_kl_sample, eager=_eager_js, special=_dist_special,
        closed_form=_js_closed, tolerances={**TOLERANCES, torch.float32: (1e-4, 1e-4)})
+
+
+# --- feature matching (a tensor per side here: one map; lists in tests/test_lists.py) -----
+
+def _eager_fm(real, fake, reduction="mean", weight=1.0, detach_real=True, p=1):
+    """What HiFi-GAN / pix2pixHD write per map: ``mean(|r − g|)`` (``torch.mean(torch.abs(...))``)."""
+    d = fake - (real.detach() if detach_real else real)
+    return weight * _red(d.abs() if p == 1 else d * d, reduction)
+
+
+def _fm_special(dtype):
+    r = torch.tensor([0.0, 1.0, -2.0, 1e4, 3.0, -1e-8, 7.0], dtype=dtype)
+    g = torch.tensor([0.0, 1.5, -2.0, -1e4, 1e-8, 1e-8, -7.0], dtype=dtype)  # equal at 0 and 2: the kink
+    both = (True, True)
+    return [([r, g], {"detach_real": False}, both), ([r, g], {"detach_real": False, "p": 2}, both),
+            ([r, g], {"detach_real": False, "weight": 2.0}, both)]
+
+
+def _fm_closed(xs, opts):
+    """Terms ``w·|g − r|^p``; d/dg = w·sign(g − r) (torch's |·|'(0) = 0) or 2w(g − r),
+    d/dr its negative; second derivatives 0 (p = 1) or 2w."""
+    r, g = xs
+    w, d = opts.get("weight", 1.0), g - r
+    if opts.get("p", 1) == 1:
+        d1, d2 = w * torch.sign(d), torch.zeros_like(d)
+        terms = w * d.abs()
+    else:
+        d1, d2 = 2 * w * d, torch.full_like(d, 2 * w)
+        terms = w * d * d
+    return terms, [(-d1, d2), (d1, d2)]
+
+
+_cases("feature_matching_loss", options=({}, {"p": 2}, {"weight": 2.0}), fixed={"detach_real": False},
+       eager=_eager_fm, special=_fm_special, closed_form=_fm_closed)
 
 _missing = set(OPS) ^ set(CASES)
 if _missing:
