@@ -298,3 +298,14 @@ def test_build_lock_held_too_long_is_an_error_not_a_hang(tmp_path):
     assert _line(out, "WARN") == "WARN 1"
     assert _line(out, "AUTO") == "AUTO True"
     assert seconds < 60
+
+
+def test_empty_cache_dir_variable_is_unset(monkeypatch):
+    """``FASTGAN_CACHE_DIR=`` (empty) means the default cache, not the current directory."""
+    from pathlib import Path
+
+    from fastgan.backends import native_loader
+    monkeypatch.setenv("FASTGAN_CACHE_DIR", "")
+    assert native_loader.cache_root() == Path.home() / ".cache" / "fastgan"
+    monkeypatch.setenv("FASTGAN_CACHE_DIR", "/x/y")
+    assert native_loader.cache_root() == Path("/x/y")

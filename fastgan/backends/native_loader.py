@@ -64,7 +64,8 @@ def source_dir() -> Path:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("FASTGAN_CACHE_DIR", Path.home() / ".cache" / "fastgan"))
+    # an empty FASTGAN_CACHE_DIR is unset (not the current directory)
+    return Path(os.environ.get("FASTGAN_CACHE_DIR") or Path.home() / ".cache" / "fastgan")
 
 
 def _nvcc() -> Optional[str]:
