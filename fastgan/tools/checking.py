@@ -17,7 +17,7 @@ import torch
 from .. import backends
 
 __all__ = ["as_tuple", "call", "tolerance", "magnitude", "errors", "compare", "check_against_reference",
-           "shapes_for", "sample"]
+           "shapes_for", "sample", "compare_lists"]
 
 
 def as_tuple(out) -> tuple:
@@ -137,3 +137,35 @@ def sample(spec, shapes, dtype, device, seed: int):
     to draw the upstream gradient of ``compare`` from."""
     gen = torch.Generator().manual_seed(seed)
     return spec.make_inputs(shapes, dtype, device, gen), gen
+
+
+def compare_lists(spec, backend: str, lists: Sequence[Sequence[torch.Tensor]], opts: dict, reduction: str,
+                  gen: torch.Generator) -> List[tuple]:
+    """A pair loss over lists of score tensors (one per discriminator) on ``backend``
+    against the reference applied per member, float64: rows ``(what, max_abs, max_rel,
+    ok, note)`` for the per-discriminator losses and for every member's gradient (a
+    random upstream gradient on the total)."""
+    from .. import functional as F
+    xs = [[t.detach().clone().requires_grad_() for t in ts] for ts in lists]
+    refs = [[t.detach().clone().requires_grad_() for t in ts] for ts in lists]
+    with backends.use_backend(backend):
+        total, per = getattr(F, spec.name)(*xs, **opts, reduction=reduction, return_per_discriminator=True)
+    want = [spec.reference(*members, **opts, reduction=reduction) for members in zip(*refs)]
+    rtol, atol = spec.tolerances[torch.float64]
+    ok = len(per) == len(want)
+    worst = (0.0, 0.0)
+    for a, b in zip([total, *per], [sum(want[1:], want[0]), *want]):
+        ea, er = errors(a, b)
+        worst = (max(worst[0], ea), max(worst[1], er))
+        ok = ok and bool(torch.isclose(a.detach(), b.detach(), rtol=rtol, atol=atol, equal_nan=True).all())
+    rows = [("values", *worst, ok, "")]
+    up = torch.randn((), dtype=torch.float64, generator=gen).to(total.device) + 1.5
+    got = torch.autograd.grad(total, [t for ts in xs for t in ts], up)
+    exp = torch.autograd.grad(sum(want[1:], want[0]), [t for ts in refs for t in ts], up)
+    worst, ok = (0.0, 0.0), True
+    for a, b in zip(got, exp):
+        ea, er = errors(a, b)
+        worst = (max(worst[0], ea), max(worst[1], er))
+        ok = ok and a.shape == b.shape and bool(torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True).all())
+    rows.append(("grads", *worst, ok, ""))
+    return rows

@@ -7,7 +7,10 @@ Checks per (op, backend, device), driven by the op registry and each op's test d
   option set and reduction of the op;
 * ``gradcheck`` and ``gradgradcheck`` in float64 on small shapes;
 * ``float32`` and ``bfloat16`` on a larger shape, against the reference in float64
-  on the same rounded inputs, with the op's per-dtype tolerances (``cases``).
+  on the same rounded inputs, with the op's per-dtype tolerances (``cases``);
+* the pair losses also over lists of score tensors of different shapes (one per
+  discriminator: the multi-tensor op), float64 values, gradients, gradcheck and
+  gradgradcheck, against the reference per member.
 
 The comparison (``checking.compare``) is the one the test suite asserts with.
 """
@@ -24,7 +27,8 @@ import torch
 
 from .. import backends
 from .cases import CASES
-from .checking import call, compare, sample, shapes_for
+from ..registry import Family
+from .checking import call, compare, compare_lists, sample, shapes_for
 
 SMALL = {"pair": [(5,), (3, 2)], "one": [(2, 3)]}
 LARGE = {"pair": [(4096,), (8, 1, 30, 30)], "one": [(64, 3, 16, 16)]}
@@ -84,8 +88,34 @@ def run_checks(op: str, backend: str, device: str, quick: bool = False) -> List[
                 name = str(dtype).split(".")[-1]
                 add(f"{name}[{red}]", compare(spec, backend, xs, spec.options[-1], red, gen))
 
+    def lists():
+        # multi-discriminator lists: members of different shapes (a PatchGAN map, a 0-d
+        # score, a vector past one kernel block, a transposed view), one fused op over all
+        gen = torch.Generator().manual_seed(400)
+        shapes = [(2, 1, 5, 5), (), (1100,), (3, 4)]
+        members = [[torch.randn(s, generator=gen, dtype=torch.float64).to(device) * 2 for s in shapes]
+                   for _ in spec.args]
+        members = [[x.t() if x.dim() == 2 else x for x in xs] for xs in members]
+        for oi, opts in enumerate(spec.options):
+            for red in ("mean", "sum"):
+                add(f"lists-fp64[{red},opt{oi}]", compare_lists(spec, backend, members, opts, red, gen))
+        small = [[(torch.randn(s, generator=gen, dtype=torch.float64).to(device) + 0.3).requires_grad_()
+                  for s in ((3,), (2, 2))] for _ in spec.args]
+
+        def fn(*ts):
+            k = len(ts) // len(spec.args)
+            return call(spec, [list(ts[i * k:(i + 1) * k]) for i in range(len(spec.args))], spec.options[-1], "mean")
+        flat = [x for xs in small for x in xs]
+        with backends.use_backend(backend):
+            ok1 = torch.autograd.gradcheck(fn, flat, raise_exception=False)
+            ok2 = torch.autograd.gradgradcheck(fn, flat, raise_exception=False)
+        out.append(Result(op, backend, device, "lists-gradcheck", 0.0, 0.0, bool(ok1)))
+        out.append(Result(op, backend, device, "lists-gradgradcheck", 0.0, 0.0, bool(ok2)))
+
     guard("values-fp64", values)
     guard("gradcheck", grad_checks)
+    if spec.spec.family is Family.PAIR:
+        guard("lists", lists)
     if not quick:
         guard("low-precision", lowp)
     return out
