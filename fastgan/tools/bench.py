@@ -63,6 +63,7 @@ import torch
 from .. import backends
 from . import bandwidth
 from .args import check_outputs, positive_int
+from ..registry import Family
 from .cases import CASES
 
 MODES = ("fwd", "bwd", "fwd+bwd")
@@ -80,16 +81,30 @@ def _numel(shape) -> int:
     return n
 
 
+# the score tensors of HiFi-GAN V1's 8 discriminators (5 multi-period, 3 multi-scale) at batch
+# 16 and 8 192-sample segments: a list case of each pair loss (one tensor per discriminator)
+HIFIGAN_SCORES = ((16, 102), (16, 102), (16, 105), (16, 105), (16, 110), (16, 128), (16, 65), (16, 33))
+
+
 @dataclass
 class Case:
     op: str
     label: str
     shapes: List[tuple]
     opts: dict = field(default_factory=dict)
+    # a list case: ``shapes`` are one discriminator's each, every tensor argument is a list of
+    # one tensor per shape; eager and compile loop over the discriminators
+    lists: bool = False
+
+    def arg_numels(self) -> List[int]:
+        """The elements of each tensor argument (a list argument: of all its tensors)."""
+        if self.lists:
+            return [sum(_numel(s) for s in self.shapes)] * len(CASES[self.op].args)
+        return [_numel(s) for s in self.shapes]
 
     @property
     def numel(self) -> int:
-        return sum(_numel(s) for s in self.shapes)
+        return sum(self.arg_numels())
 
     @property
     def differentiable(self) -> List[bool]:
@@ -102,8 +117,18 @@ class Case:
 
     def inputs(self, device, dtype=torch.float32, seed: int = 0):
         gen = torch.Generator().manual_seed(seed)
-        xs = CASES[self.op].make_inputs(self.shapes, dtype, device, gen)
+        spec = CASES[self.op]
+        if self.lists:
+            members = [spec.make_inputs([s] * len(spec.args), dtype, device, gen) for s in self.shapes]
+            return [[m[i].requires_grad_(d) for m in members] for i, d in enumerate(self.differentiable)]
+        xs = spec.make_inputs(self.shapes, dtype, device, gen)
         return [x.requires_grad_(d) for x, d in zip(xs, self.differentiable)]
+
+
+def _leaves(xs) -> list:
+    """The tensors of a case's inputs that take a gradient (list arguments flattened)."""
+    flat = [y for x in xs for y in (x if isinstance(x, list) else [x])]
+    return [x for x in flat if x.requires_grad]
 
 
 def cases(quick: bool = False, ops: Optional[Sequence[str]] = None) -> List[Case]:
@@ -118,6 +143,8 @@ def cases(quick: bool = False, ops: Optional[Sequence[str]] = None) -> List[Case
         else:
             for label, n in (QUICK_LOSS_SIZES if quick else LOSS_SIZES):
                 out.append(Case(name, label, [(n,)] * len(spec.args)))
+        if spec.spec.family is Family.PAIR:
+            out.append(Case(name, "hifigan-8-lists", list(HIFIGAN_SCORES), lists=True))
     return out
 
 
@@ -125,7 +152,7 @@ def min_bytes(case: Case, mode: str, itemsize: int = 4) -> int:
     """The least traffic any implementation needs: the forward reads the inputs,
     the backward reads them and writes one gradient per differentiable input."""
     read = case.numel * itemsize
-    grads = sum(_numel(s) for s, diff in zip(case.shapes, case.differentiable) if diff) * itemsize
+    grads = sum(n for n, diff in zip(case.arg_numels(), case.differentiable) if diff) * itemsize
     return {"fwd": read, "bwd": read + grads, "fwd+bwd": 2 * read + grads}[mode]
 
 
@@ -134,6 +161,13 @@ def min_bytes(case: Case, mode: str, itemsize: int = 4) -> int:
 def _baseline_fn(case: Case) -> Callable:
     ref = CASES[case.op].baseline
     opts = dict(case.opts)
+    if case.lists:  # the loop over discriminators the multi-discriminator codebases write
+        def loop(*xs):
+            total = 0
+            for members in zip(*xs):
+                total = total + ref(*members, **opts)
+            return total
+        return loop
 
     def fn(*xs):
         return ref(*xs, **opts)
@@ -380,7 +414,7 @@ def parallel_stall(device: str, threads: int, numel: int = 2 ** 18) -> Optional[
 
 
 def _callables(fn, xs, mode):
-    diff = [x for x in xs if x.requires_grad]
+    diff = _leaves(xs)
     if mode == "fwd":
         return lambda: fn(*xs)
     if mode == "fwd+bwd":
@@ -418,7 +452,7 @@ def slowed(fn: Callable[[], object], factor: Optional[float]) -> Callable[[], ob
 def _peak_memory(fn, xs, device) -> Optional[int]:
     if device != "cuda":
         return None
-    diff = [x for x in xs if x.requires_grad]
+    diff = _leaves(xs)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -504,7 +538,7 @@ def measure_case(case: Case, active: Sequence[str], modes: Sequence[str], device
     once more if a row is noisy.  Returns the rows (a provider that fails: an error row)."""
     slowdown = slowdown or {}
     xs = case.inputs(device)
-    diff = [x for x in xs if x.requires_grad]
+    diff = _leaves(xs)
     fns: Dict[tuple, Callable[[], object]] = {}
     warm: Dict[tuple, dict] = {}
     peak: Dict[str, Optional[int]] = {}
@@ -621,11 +655,16 @@ def _add_model_fraction(rows: List[dict], meta: dict) -> None:
     except KeyError:
         return
     meta["model_bandwidth"] = f"{key}: {bandwidth.COPY_BANDWIDTH[key] / 1e12:.1f} TB/s (assumed)"
-    shapes = {(c.op, c.label): c.shapes for c in cases(quick=False) + cases(quick=True)}
+    known = {(c.op, c.label): c for c in cases(quick=False) + cases(quick=True)}
     for r in rows:
-        if "median_us" not in r or (r["op"], r["size"]) not in shapes:
+        if "median_us" not in r or (r["op"], r["size"]) not in known:
             continue
-        nbytes = bandwidth.shapes_bytes(r["op"], shapes[(r["op"], r["size"])], torch.float32, r["mode"])
+        case = known[(r["op"], r["size"])]
+        if case.lists:  # every discriminator's tensors: the bytes of the concatenation
+            n = case.arg_numels()
+            nbytes = bandwidth.min_bytes(r["op"], n[0], n[1] if len(n) > 1 else None, torch.float32, r["mode"])
+        else:
+            nbytes = bandwidth.shapes_bytes(r["op"], case.shapes, torch.float32, r["mode"])
         r["frac_of_model"] = round(bandwidth.predicted_seconds(nbytes, meta["device_name"]) / (r["median_us"] * 1e-6),
                                    3)
 
