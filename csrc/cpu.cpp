@@ -118,28 +118,36 @@ using elem::term_and_dterm;
 
 // ---------------------------------------------------------------- generic drivers
 
-// Σ f(i, vector at i) over [0, n) in fixed chunks; f returns a vector of terms
+// Σ f(i, vector at i) over one chunk [begin, end): two vector accumulators, the tail lane
+// by lane; f returns a vector of terms.  Every chunked reduction (one tensor or a list)
+// sums its chunks with this, so a tensor's sum is the same bits in both.
+template <typename acc_t, typename F>
+acc_t chunk_sum(int64_t begin, int64_t end, const F& f) {
+  using V = Vectorized<acc_t>;
+  V a0(0), a1(0);
+  int64_t i = begin;
+  for (; i + 2 * V::size() <= end; i += 2 * V::size()) {
+    a0 += f(i, V::size());
+    a1 += f(i + V::size(), V::size());
+  }
+  acc_t tail = 0;
+  for (; i < end; i += V::size()) {
+    const int64_t cnt = std::min<int64_t>(V::size(), end - i);
+    tail += lane_sum<acc_t>(f(i, cnt), cnt);
+  }
+  return lane_sum<acc_t>(a0 + a1) + tail;
+}
+
+// Σ f(i, vector at i) over [0, n) in fixed chunks, added in chunk order
 template <typename acc_t, typename F>
 acc_t chunked_sum(int64_t n, const F& f) {
-  using V = Vectorized<acc_t>;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   if (chunks == 0) return acc_t(0);
   std::vector<acc_t> partial(chunks, acc_t(0));
   at::parallel_for(0, chunks, 4, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
-      const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
-      V a0(0), a1(0);
-      int64_t i = begin;
-      for (; i + 2 * V::size() <= end; i += 2 * V::size()) {
-        a0 += f(i, V::size());
-        a1 += f(i + V::size(), V::size());
-      }
-      acc_t tail = 0;
-      for (; i < end; i += V::size()) {
-        const int64_t cnt = std::min<int64_t>(V::size(), end - i);
-        tail += lane_sum<acc_t>(f(i, cnt), cnt);
-      }
-      partial[c] = lane_sum<acc_t>(a0 + a1) + tail;
+      const int64_t begin = c * kChunk;
+      partial[c] = chunk_sum<acc_t>(begin, std::min(n, begin + kChunk), f);
     }
   });
   acc_t s = 0;
@@ -147,17 +155,57 @@ acc_t chunked_sum(int64_t n, const F& f) {
   return s;
 }
 
+// out[i] = f(i) over [b, e), serially
+template <typename acc_t, typename scalar_t, typename F>
+void elementwise_range(scalar_t* out, int64_t b, int64_t e, const F& f) {
+  using V = Vectorized<acc_t>;
+  for (int64_t i = b; i < e; i += V::size()) {
+    const int64_t cnt = std::min<int64_t>(V::size(), e - i);
+    store<acc_t>(out + i, f(i, cnt), cnt);
+  }
+}
+
 // out[i] = f(i) over [0, n), in parallel above kChunk elements
 template <typename acc_t, typename scalar_t, typename F>
 void elementwise(scalar_t* out, int64_t n, const F& f) {
-  using V = Vectorized<acc_t>;
-  at::parallel_for(0, n, 2 * kChunk, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i += V::size()) {
-      const int64_t cnt = std::min<int64_t>(V::size(), e - i);
-      store<acc_t>(out + i, f(i, cnt), cnt);
-    }
-  });
+  at::parallel_for(0, n, 2 * kChunk, [&](int64_t b, int64_t e) { elementwise_range<acc_t>(out, b, e, f); });
 }
+
+// A reduced pair loss from its sides' sums: w_r·s_r + w_f·s_f, each side's weighted sum
+// rounded to acc_t, then to double and added (as the kernels do); nan for the mean of an
+// empty side.  add_side once per side, then side_total.
+template <typename acc_t>
+inline void add_side(double& total, bool& empty_mean, acc_t s, int64_t n, int64_t reduction) {
+  empty_mean |= (reduction == MEAN && n == 0);
+  total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * s);
+}
+template <typename acc_t>
+inline acc_t side_total(double total, bool empty_mean) {
+  // the two side sums are added in the accumulation dtype, as the kernels do
+  return empty_mean ? std::numeric_limits<acc_t>::quiet_NaN() : static_cast<acc_t>(total);
+}
+
+// the factor of a reduced side's derivative: the upstream gradient times the mean's weight
+template <typename acc_t>
+inline acc_t pair_grad_scale(double up, int64_t reduction, int64_t n) {
+  return static_cast<acc_t>(up) * static_cast<acc_t>(mean_weight(reduction, n));
+}
+
+// One side of a pair loss over a contiguous tensor x: its terms and its derivatives
+// times a factor c (a vector, or the upstream gradient element by element), from
+// elementwise.h's term / dterm.  The per-tensor ops and the list ops (pair_list_*) read
+// their elements through it.
+template <typename scalar_t, int KIND>
+struct PairSide {
+  using acc_t = typename Acc<scalar_t>::type;
+  using V = Vectorized<acc_t>;
+  const scalar_t* x;
+  V sgn, t;
+  PairSide(const scalar_t* x_, double sgn_, double t_)
+      : x(x_), sgn(static_cast<acc_t>(sgn_)), t(static_cast<acc_t>(t_)) {}
+  V value(int64_t i, int64_t cnt) const { return term<KIND>(load<acc_t>(x + i, cnt), sgn, t); }
+  V grad(const V& c, int64_t i, int64_t cnt) const { return c * dterm<KIND>(load<acc_t>(x + i, cnt), sgn, t); }
+};
 
 // The reduced forward.  With `deriv` (one acc_t buffer per side, or nullptr) it also
 // writes each element's d term / d logit, so the backward is a scale (pair_scale_cpu).
@@ -169,17 +217,17 @@ std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor&
   using V = Vectorized<acc_t>;
   const bool has_real = real.defined();
   std::vector<at::Tensor> out;
-  struct Side { const at::Tensor* x; V sgn, t; acc_t* d; };
+  struct Side { const at::Tensor* x; double sgn, t; acc_t* d; };
   std::vector<Side> sides;
-  if (has_real) sides.push_back({&real, V(static_cast<acc_t>(p[0])), V(static_cast<acc_t>(p[1])), deriv ? deriv[0] : nullptr});
-  sides.push_back({&fake, V(static_cast<acc_t>(p[2])), V(static_cast<acc_t>(p[3])), deriv ? deriv[1] : nullptr});
+  if (has_real) sides.push_back({&real, p[0], p[1], deriv ? deriv[0] : nullptr});
+  sides.push_back({&fake, p[2], p[3], deriv ? deriv[1] : nullptr});
   if (reduction == NONE) {
     for (auto& sd : sides) {
       at::Tensor xf = flat(*sd.x);
       at::Tensor o = at::empty_like(xf);
-      const scalar_t* x = xf.data_ptr<scalar_t>();
+      const PairSide<scalar_t, KIND> side(xf.data_ptr<scalar_t>(), sd.sgn, sd.t);
       elementwise<acc_t>(o.data_ptr<scalar_t>(), xf.numel(),
-                         [&](int64_t i, int64_t cnt) { return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t); });
+                         [&](int64_t i, int64_t cnt) { return side.value(i, cnt); });
       out.push_back(o.view(sd.x->sizes()));
     }
     return out;
@@ -189,27 +237,22 @@ std::vector<at::Tensor> pair_fwd_typed(const at::Tensor& real, const at::Tensor&
   for (auto& sd : sides) {
     at::Tensor xf = flat(*sd.x);
     const int64_t n = xf.numel();
-    const scalar_t* x = xf.data_ptr<scalar_t>();
+    const PairSide<scalar_t, KIND> side(xf.data_ptr<scalar_t>(), sd.sgn, sd.t);
     acc_t s;
     if (sd.d != nullptr) {
       acc_t* d = sd.d;
       s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
         V dv;
-        V v = term_and_dterm<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t, dv);
+        V v = term_and_dterm<KIND>(load<acc_t>(side.x + i, cnt), side.sgn, side.t, dv);
         dv.store(d + i, cnt);
         return v;
       });
     } else {
-      s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) {
-        return term<KIND>(load<acc_t>(x + i, cnt), sd.sgn, sd.t);
-      });
+      s = chunked_sum<acc_t>(n, [&](int64_t i, int64_t cnt) { return side.value(i, cnt); });
     }
-    empty_mean |= (reduction == MEAN && n == 0);
-    total += static_cast<double>(static_cast<acc_t>(mean_weight(reduction, n)) * s);
+    add_side<acc_t>(total, empty_mean, s, n, reduction);
   }
-  if (empty_mean) total = std::numeric_limits<double>::quiet_NaN();
-  // the two side sums are added in the accumulation dtype, as the kernels do
-  acc_t result = static_cast<acc_t>(total);
+  const acc_t result = side_total<acc_t>(total, empty_mean);
   out.push_back(at::scalar_tensor(result, fake.options().dtype(fake.scalar_type())));
   return out;
 }
@@ -228,21 +271,16 @@ std::vector<at::Tensor> pair_bwd_typed(const at::Tensor& real, const at::Tensor&
     const at::Tensor xc = xin.contiguous();  // no copy when already contiguous
     const int64_t n = xc.numel();
     at::Tensor g = at::empty(xin.sizes(), xin.options().memory_format(at::MemoryFormat::Contiguous));
-    const V sgn(static_cast<acc_t>(p[2 * side])), t(static_cast<acc_t>(p[2 * side + 1]));
-    const scalar_t* x = xc.data_ptr<scalar_t>();
+    const PairSide<scalar_t, KIND> sd(xc.data_ptr<scalar_t>(), p[2 * side], p[2 * side + 1]);
     if (reduction == NONE) {
       const at::Tensor upc = grads[has_real ? side : 0].to(xin.scalar_type()).contiguous();
       const scalar_t* u = upc.data_ptr<scalar_t>();
-      elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
-        return load<acc_t>(u + i, cnt) * dterm<KIND>(load<acc_t>(x + i, cnt), sgn, t);
-      });
+      elementwise<acc_t>(g.data_ptr<scalar_t>(), n,
+                         [&](int64_t i, int64_t cnt) { return sd.grad(load<acc_t>(u + i, cnt), i, cnt); });
     } else {
       // reading a 0-d CPU tensor is a memory load, not a device sync
-      const acc_t u = static_cast<acc_t>(grads[0].item<double>());
-      const V c(u * static_cast<acc_t>(mean_weight(reduction, n)));
-      elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) {
-        return c * dterm<KIND>(load<acc_t>(x + i, cnt), sgn, t);
-      });
+      const V c(pair_grad_scale<acc_t>(grads[0].item<double>(), reduction, n));
+      elementwise<acc_t>(g.data_ptr<scalar_t>(), n, [&](int64_t i, int64_t cnt) { return sd.grad(c, i, cnt); });
     }
     out.push_back(g);
   }
@@ -380,6 +418,166 @@ at::Tensor pair_scale_cpu(const at::Tensor& d, const at::Tensor& up, int64_t red
                        [&](int64_t i, int64_t cnt) { return cv * Vectorized<acc_t>::loadu(dp + i, cnt); });
   });
   return g;
+}
+
+// ---------------------------------------------------------------- pair losses over lists
+
+namespace {
+
+// One work item of a list op: the chunk [begin, end) of tensor `tensor`.  Items are the
+// tensors' fixed kChunk chunks, tensor by tensor, so a tensor's chunk sums are the same
+// bits as pair_fwd's and are added in the same (chunk) order, whatever the threads.
+struct ListItem {
+  int64_t tensor, begin, end;
+};
+
+std::vector<ListItem> list_items(const std::vector<at::Tensor>& xs, const std::vector<bool>& use,
+                                 int64_t& elements) {
+  std::vector<ListItem> items;
+  elements = 0;
+  for (size_t k = 0; k < xs.size(); k++) {
+    if (!use[k]) continue;
+    const int64_t n = xs[k].numel();
+    elements += n;
+    for (int64_t b = 0; b < n; b += kChunk) items.push_back({static_cast<int64_t>(k), b, std::min(n, b + kChunk)});
+  }
+  return items;
+}
+
+// f(item index) for every item, in one parallel region over all the tensors' items: a
+// task gets about `work` elements (so a list of small tensors runs inline, in one
+// thread, rather than as one small parallel region per tensor)
+template <typename F>
+void for_items(const std::vector<ListItem>& items, int64_t elements, int64_t work, const F& f) {
+  const int64_t count = static_cast<int64_t>(items.size());
+  if (count == 0) return;
+  const int64_t grain = std::max<int64_t>(1, (count * work + std::max<int64_t>(elements, 1) - 1) /
+                                                 std::max<int64_t>(elements, 1));
+  at::parallel_for(0, count, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) f(i);
+  });
+}
+
+// the list's tensors (reals then fakes), contiguous (a copy only for non-contiguous ones)
+std::vector<at::Tensor> list_inputs(at::TensorList reals, at::TensorList fakes, at::ArrayRef<double> params) {
+  TORCH_CHECK(!fakes.empty(), "fastgan: pair_list needs at least one fake tensor");
+  TORCH_CHECK(reals.empty() || reals.size() == fakes.size(),
+              "fastgan: pair_list needs no reals or one real per fake, got ", reals.size(), " and ", fakes.size());
+  TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  std::vector<at::Tensor> xs;
+  xs.reserve(reals.size() + fakes.size());
+  for (const auto& x : reals) xs.push_back(x);
+  for (const auto& x : fakes) xs.push_back(x);
+  for (auto& x : xs) {
+    check_cpu(x, "a pair_list tensor");
+    TORCH_CHECK(x.scalar_type() == fakes[0].scalar_type(), "fastgan: pair_list tensors differ in dtype: ",
+                x.scalar_type(), " and ", fakes[0].scalar_type());
+    x = x.contiguous();
+  }
+  return xs;
+}
+
+template <typename scalar_t, int KIND>
+at::Tensor pair_list_fwd_typed(const std::vector<at::Tensor>& xs, int64_t nr, at::ArrayRef<double> p,
+                               int64_t reduction) {
+  using acc_t = typename Acc<scalar_t>::type;
+  const int64_t N = static_cast<int64_t>(xs.size()) - nr;
+  int64_t elements;
+  const auto items = list_items(xs, std::vector<bool>(xs.size(), true), elements);
+  std::vector<acc_t> partial(items.size(), acc_t(0));
+  for_items(items, elements, 4 * kChunk, [&](int64_t i) {
+    const ListItem& it = items[i];
+    const int side = it.tensor < nr ? 0 : 1;
+    const PairSide<scalar_t, KIND> sd(xs[it.tensor].data_ptr<scalar_t>(), p[2 * side], p[2 * side + 1]);
+    partial[i] = chunk_sum<acc_t>(it.begin, it.end, [&](int64_t j, int64_t cnt) { return sd.value(j, cnt); });
+  });
+  // each tensor's sum: its chunks in order, from 0, as chunked_sum
+  std::vector<acc_t> sums(xs.size(), acc_t(0));
+  for (size_t i = 0; i < items.size(); i++) sums[items[i].tensor] += partial[i];
+  at::Tensor out = at::empty({N}, xs.back().options());
+  scalar_t* o = out.data_ptr<scalar_t>();
+  for (int64_t d = 0; d < N; d++) {
+    double total = 0;
+    bool empty_mean = false;
+    if (nr) add_side<acc_t>(total, empty_mean, sums[d], xs[d].numel(), reduction);
+    add_side<acc_t>(total, empty_mean, sums[nr + d], xs[nr + d].numel(), reduction);
+    o[d] = static_cast<scalar_t>(side_total<acc_t>(total, empty_mean));
+  }
+  return out;
+}
+
+template <typename scalar_t, int KIND>
+std::vector<at::Tensor> pair_list_bwd_typed(const std::vector<at::Tensor>& xs, const std::vector<bool>& use,
+                                            int64_t nr, at::ArrayRef<double> p, int64_t reduction,
+                                            const double* up) {
+  using acc_t = typename Acc<scalar_t>::type;
+  using V = Vectorized<acc_t>;
+  std::vector<at::Tensor> out;
+  out.reserve(xs.size());
+  std::vector<scalar_t*> gp(xs.size(), nullptr);
+  std::vector<acc_t> scale(xs.size(), acc_t(0));
+  for (size_t k = 0; k < xs.size(); k++) {
+    if (!use[k]) {
+      out.push_back(at::empty({0}, xs[k].options()));  // not needed: an empty placeholder
+      continue;
+    }
+    out.push_back(at::empty(xs[k].sizes(), xs[k].options()));
+    gp[k] = out.back().data_ptr<scalar_t>();
+    const int64_t d = static_cast<int64_t>(k) < nr ? static_cast<int64_t>(k) : static_cast<int64_t>(k) - nr;
+    scale[k] = pair_grad_scale<acc_t>(up[d], reduction, xs[k].numel());
+  }
+  int64_t elements;
+  const auto items = list_items(xs, use, elements);
+  for_items(items, elements, 2 * kChunk, [&](int64_t i) {
+    const ListItem& it = items[i];
+    const int side = it.tensor < nr ? 0 : 1;
+    const PairSide<scalar_t, KIND> sd(xs[it.tensor].data_ptr<scalar_t>(), p[2 * side], p[2 * side + 1]);
+    const V c(scale[it.tensor]);
+    elementwise_range<acc_t>(gp[it.tensor], it.begin, it.end,
+                             [&](int64_t j, int64_t cnt) { return sd.grad(c, j, cnt); });
+  });
+  return out;
+}
+
+}  // namespace
+
+at::Tensor pair_list_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t kind, at::ArrayRef<double> params,
+                             int64_t reduction) {
+  TORCH_CHECK(reduction == MEAN || reduction == SUM, "fastgan: pair_list reduces (mean or sum)");
+  const std::vector<at::Tensor> xs = list_inputs(reals, fakes, params);
+  const int64_t nr = static_cast<int64_t>(reals.size());
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fakes[0].scalar_type(), "fastgan_pair_list_fwd", [&] {
+    dispatch_kind(kind, [&](auto k) {
+      out = pair_list_fwd_typed<scalar_t, decltype(k)::value>(xs, nr, params, reduction);
+    });
+  });
+  return out;
+}
+
+std::vector<at::Tensor> pair_list_bwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t kind,
+                                          at::ArrayRef<double> params, int64_t reduction, const at::Tensor& up,
+                                          const c10::optional<c10::List<bool>>& needs) {
+  TORCH_CHECK(reduction == MEAN || reduction == SUM, "fastgan: pair_list reduces (mean or sum)");
+  const std::vector<at::Tensor> xs = list_inputs(reals, fakes, params);
+  const int64_t nr = static_cast<int64_t>(reals.size());
+  TORCH_CHECK(up.numel() == static_cast<int64_t>(fakes.size()) && up.device().is_cpu(),
+              "fastgan: pair_list_bwd needs one upstream gradient per discriminator (a CPU tensor of ",
+              fakes.size(), "), got ", up.sizes());
+  std::vector<bool> use(xs.size(), true);
+  if (needs.has_value()) {
+    TORCH_CHECK(needs->size() == xs.size(), "fastgan: pair_list_bwd needs one flag per tensor");
+    for (size_t k = 0; k < xs.size(); k++) use[k] = needs->get(k);
+  }
+  // the upstream gradients as doubles (exact for every floating dtype), as pair_bwd reads them
+  const at::Tensor u = up.to(at::kDouble).contiguous();
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fakes[0].scalar_type(), "fastgan_pair_list_bwd", [&] {
+    dispatch_kind(kind, [&](auto k) {
+      out = pair_list_bwd_typed<scalar_t, decltype(k)::value>(xs, use, nr, params, reduction, u.data_ptr<double>());
+    });
+  });
+  return out;
 }
 
 at::Tensor bce_fwd_cpu(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w_opt,

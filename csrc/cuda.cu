@@ -209,6 +209,107 @@ std::vector<at::Tensor> pair_bwd_cuda(const c10::optional<at::Tensor>& real_opt,
   return out;
 }
 
+// ---------------------------------------------------------------- pair losses over lists
+// One op over all the discriminators' tensors, by launches of the kernels above: one
+// reduction launch per tensor into one buffer of block partials, one finishing launch per
+// discriminator (writing its entry of the N losses), no host sync; the backward one
+// launch per tensor that needs a gradient.  (Not a multi-tensor kernel: 3N launches
+// forward, up to 2N backward; the same partials and order as pair_fwd_cuda per member.)
+
+std::vector<at::Tensor> cuda_list_inputs(at::TensorList reals, at::TensorList fakes, at::ArrayRef<double> p) {
+  TORCH_CHECK(!fakes.empty(), "fastgan: pair_list needs at least one fake tensor");
+  TORCH_CHECK(reals.empty() || reals.size() == fakes.size(),
+              "fastgan: pair_list needs no reals or one real per fake, got ", reals.size(), " and ", fakes.size());
+  TORCH_CHECK(p.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  std::vector<at::Tensor> xs;
+  for (at::TensorList side : {reals, fakes}) {
+    for (const auto& x : side) {
+      check_cuda(x, "a pair_list tensor");
+      TORCH_CHECK(x.device() == fakes[0].device(), "fastgan: pair_list tensors are on different devices");
+      TORCH_CHECK(x.scalar_type() == fakes[0].scalar_type(), "fastgan: pair_list tensors differ in dtype");
+      xs.push_back(flat(x));
+    }
+  }
+  return xs;
+}
+
+at::Tensor pair_list_fwd_cuda(at::TensorList reals, at::TensorList fakes, int64_t kind, at::ArrayRef<double> p,
+                              int64_t reduction) {
+  TORCH_CHECK(reduction == MEAN || reduction == SUM, "fastgan: pair_list reduces (mean or sum)");
+  const c10::cuda::CUDAGuard guard(fakes[0].device());
+  const std::vector<at::Tensor> xs = cuda_list_inputs(reals, fakes, p);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t nr = static_cast<int64_t>(reals.size()), N = static_cast<int64_t>(fakes.size());
+  std::vector<Grid> grids;
+  std::vector<int64_t> offset;
+  int64_t blocks = 0;
+  for (const auto& x : xs) {
+    grids.push_back(reduce_grid(x.numel()));
+    offset.push_back(blocks);
+    blocks += grids.back().blocks;
+  }
+  at::Tensor out = at::empty({N}, fakes[0].options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fakes[0].scalar_type(), "fastgan_pair_list_fwd_cuda", [&] {
+    using A = typename Acc<scalar_t>::type;
+    at::Tensor part = at::empty({blocks}, fakes[0].options().dtype(acc_type(fakes[0].scalar_type())));
+    A* pp = part.data_ptr<A>();
+    for (size_t k = 0; k < xs.size(); k++) {
+      const int side = static_cast<int64_t>(k) < nr ? 0 : 1;
+      pair_fwd_reduce_kernel<scalar_t><<<grids[k].blocks, kThreads, 0, stream>>>(
+          xs[k].data_ptr<scalar_t>(), xs[k].numel(), static_cast<int>(kind), p[2 * side], p[2 * side + 1],
+          pp + offset[k], grids[k].per_block);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    for (int64_t d = 0; d < N; d++) {
+      const int64_t f = nr + d;
+      const int64_t n_r = nr ? xs[d].numel() : 0, n_f = xs[f].numel();
+      const bool empty_mean = reduction == MEAN && (n_f == 0 || (nr && n_r == 0));
+      pair_finish_kernel<scalar_t><<<1, kThreads, 0, stream>>>(
+          pp + (nr ? offset[d] : 0), nr ? grids[d].blocks : 0, pp + offset[f], grids[f].blocks,
+          mean_weight(reduction, n_r), mean_weight(reduction, n_f),
+          empty_mean ? std::numeric_limits<double>::quiet_NaN() : 0.0, out.data_ptr<scalar_t>() + d);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+  return out;
+}
+
+std::vector<at::Tensor> pair_list_bwd_cuda(at::TensorList reals, at::TensorList fakes, int64_t kind,
+                                           at::ArrayRef<double> p, int64_t reduction, const at::Tensor& up,
+                                           const c10::optional<c10::List<bool>>& needs) {
+  TORCH_CHECK(reduction == MEAN || reduction == SUM, "fastgan: pair_list reduces (mean or sum)");
+  const c10::cuda::CUDAGuard guard(fakes[0].device());
+  const std::vector<at::Tensor> xs = cuda_list_inputs(reals, fakes, p);
+  TORCH_CHECK(up.numel() == static_cast<int64_t>(fakes.size()) && up.device() == fakes[0].device(),
+              "fastgan: pair_list_bwd needs one upstream gradient per discriminator, on the tensors' device");
+  TORCH_CHECK(!needs.has_value() || needs->size() == xs.size(), "fastgan: pair_list_bwd needs one flag per tensor");
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t nr = static_cast<int64_t>(reals.size());
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fakes[0].scalar_type(), "fastgan_pair_list_bwd_cuda", [&] {
+    const at::Tensor u = up.to(fakes[0].scalar_type()).contiguous();
+    for (size_t k = 0; k < xs.size(); k++) {
+      const at::Tensor& xin = static_cast<int64_t>(k) < nr ? reals[k] : fakes[k - nr];
+      if (needs.has_value() && !needs->get(k)) {
+        out.push_back(at::empty({0}, xin.options()));  // not needed: an empty placeholder
+        continue;
+      }
+      const int side = static_cast<int64_t>(k) < nr ? 0 : 1;
+      const int64_t d = side == 0 ? static_cast<int64_t>(k) : static_cast<int64_t>(k) - nr;
+      const int64_t n = xs[k].numel();
+      at::Tensor g = at::empty_like(xs[k]);
+      if (n) {
+        pair_bwd_kernel<scalar_t><<<elementwise_blocks(n), kThreads, 0, stream>>>(
+            xs[k].data_ptr<scalar_t>(), u.data_ptr<scalar_t>() + d, false, mean_weight(reduction, n),
+            g.data_ptr<scalar_t>(), n, static_cast<int>(kind), p[2 * side], p[2 * side + 1]);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+      out.push_back(g.view(xin.sizes()));
+    }
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------- bce drop-in family
 
 // x, the upstream gradient and the outputs in the input's dtype; target, weight and
@@ -470,6 +571,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, CUDA, m) {
   m.impl("penalty_bwd", &penalty_bwd_cuda);
   m.impl("fm_fwd", &fm_fwd_cuda);
   m.impl("fm_bwd", &fm_bwd_cuda);
+  m.impl("pair_list_fwd", &pair_list_fwd_cuda);
+  m.impl("pair_list_bwd", &pair_list_bwd_cuda);
 }
 
 }  // namespace fastgan

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/core/List.h>
 
 #include <vector>
 
@@ -55,6 +56,21 @@ at::Tensor penalty_bwd_cpu(const at::Tensor& g, const at::Tensor& sq, double cen
 at::Tensor fm_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales);
 std::vector<at::Tensor> fm_bwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t p, at::ArrayRef<double> scales,
                                    const at::Tensor& up);
+
+// pair losses over lists, one per discriminator: loss_d = w_r·Σ term(real_d) + w_f·Σ
+// term(fake_d) (w = 1/n for mean, 1 for sum; a mean over an empty tensor is nan), the N
+// losses as a 1-D tensor of the fakes' dtype (op pair_list_fwd); reals empty for a
+// generator loss; kind and params as pair_fwd; reduction mean or sum.  And the
+// gradients: g = up[d] · w · d term / d x, the reals' then the fakes', each shaped like
+// its input; an empty placeholder for a tensor whose `needs` flag is false (op
+// pair_list_bwd).  All tensors of one dtype and device.  CPU: one parallel region over the
+// fixed chunks of all the tensors, each tensor's chunk sums added in chunk order (the
+// same bits as pair_fwd per tensor, whatever the threads).
+at::Tensor pair_list_fwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t kind, at::ArrayRef<double> params,
+                             int64_t reduction);
+std::vector<at::Tensor> pair_list_bwd_cpu(at::TensorList reals, at::TensorList fakes, int64_t kind,
+                                          at::ArrayRef<double> params, int64_t reduction, const at::Tensor& up,
+                                          const c10::optional<c10::List<bool>>& needs);
 
 // helpers shared by both devices
 inline double mean_weight(int64_t reduction, int64_t n) {

@@ -154,6 +154,28 @@ std::vector<at::Tensor> fm_bwd_meta(at::TensorList reals, at::TensorList fakes, 
   return out;
 }
 
+at::Tensor pair_list_fwd_meta(at::TensorList reals, at::TensorList fakes, int64_t kind, at::ArrayRef<double> params,
+                              int64_t reduction) {
+  TORCH_CHECK(!fakes.empty(), "fastgan: pair_list needs at least one fake tensor");
+  TORCH_CHECK(params.size() == 4, "fastgan: params must be {sgn_r, t_r, sgn_f, t_f}");
+  return at::empty({static_cast<int64_t>(fakes.size())}, fakes[0].options());
+}
+
+std::vector<at::Tensor> pair_list_bwd_meta(at::TensorList reals, at::TensorList fakes, int64_t kind,
+                                           at::ArrayRef<double> params, int64_t reduction, const at::Tensor& up,
+                                           const c10::optional<c10::List<bool>>& needs) {
+  std::vector<at::Tensor> out;
+  size_t k = 0;
+  for (at::TensorList side : {reals, fakes}) {
+    for (const auto& x : side) {
+      const bool use = !needs.has_value() || needs->get(k);
+      out.push_back(use ? like_meta(x, x.scalar_type()) : at::empty({0}, x.options()));
+      k++;
+    }
+  }
+  return out;
+}
+
 at::Tensor bce_fwd_meta(const at::Tensor& x, const at::Tensor& t, const c10::optional<at::Tensor>& w,
                         const c10::optional<at::Tensor>& pw, int64_t reduction) {
   return reduction == NONE ? like_meta(x, x.scalar_type()) : at::empty({}, x.options());
@@ -451,6 +473,29 @@ at::Tensor py_bce_loss(const at::Tensor& x, const at::Tensor& t, const c10::opti
   return op.call(x, t, w, pw, reduction);
 }
 
+// the list ops are raw ops (their autograd is native_backend._PairLossList, one Python node
+// over all the tensors); pybind11 reaches them with one unboxed dispatcher call
+at::Tensor py_pair_list_fwd(const std::vector<at::Tensor>& reals, const std::vector<at::Tensor>& fakes, int64_t kind,
+                            const std::vector<double>& params, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_list_fwd", "")
+                       .typed<at::Tensor(at::TensorList, at::TensorList, int64_t, at::ArrayRef<double>, int64_t)>();
+  return op.call(reals, fakes, kind, params, reduction);
+}
+
+std::vector<at::Tensor> py_pair_list_bwd(const std::vector<at::Tensor>& reals, const std::vector<at::Tensor>& fakes,
+                                         int64_t kind, const std::vector<double>& params, int64_t reduction,
+                                         const at::Tensor& up, const std::vector<bool>& needs) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::pair_list_bwd", "")
+                       .typed<std::vector<at::Tensor>(at::TensorList, at::TensorList, int64_t, at::ArrayRef<double>,
+                                                      int64_t, const at::Tensor&,
+                                                      const c10::optional<c10::List<bool>>&)>();
+  c10::List<bool> flags;
+  for (bool b : needs) flags.push_back(b);
+  return op.call(reals, fakes, kind, params, reduction, up, flags);
+}
+
 at::Tensor py_penalty(const at::Tensor& g, double center, bool one_sided, int64_t reduction) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fastgan_native::penalty", "")
@@ -469,6 +514,11 @@ TORCH_LIBRARY(fastgan_native, m) {
   m.def("penalty_bwd(Tensor grads, Tensor sq, float center, bool one_sided, int reduction, Tensor up) -> Tensor");
   m.def("fm_fwd(Tensor[] reals, Tensor[] fakes, int p, float[] scales) -> Tensor");
   m.def("fm_bwd(Tensor[] reals, Tensor[] fakes, int p, float[] scales, Tensor up) -> Tensor[]");
+  // pair losses over lists (one per discriminator): the N losses as a 1-D tensor; the
+  // reals' then the fakes' gradients (an empty placeholder where needs is false)
+  m.def("pair_list_fwd(Tensor[] reals, Tensor[] fakes, int kind, float[] params, int reduction) -> Tensor");
+  m.def("pair_list_bwd(Tensor[] reals, Tensor[] fakes, int kind, float[] params, int reduction, Tensor up, "
+        "bool[]? needs=None) -> Tensor[]");
   // the CPU saving forward and its backward (PairLossFn): {loss, d_real, d_fake} (no d_real
   // without real); g = up · mean weight · d in dtype, up the loss's 0-d CPU gradient
   m.def("pair_fwd_saving(Tensor? real, Tensor fake, int kind, float[] params, int reduction) -> Tensor[]");
@@ -489,6 +539,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, CPU, m) {
   m.impl("pair_scale", &pair_scale_cpu);
   m.impl("fm_fwd", &fm_fwd_cpu);
   m.impl("fm_bwd", &fm_bwd_cpu);
+  m.impl("pair_list_fwd", &pair_list_fwd_cpu);
+  m.impl("pair_list_bwd", &pair_list_bwd_cpu);
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, Meta, m) {
@@ -502,6 +554,8 @@ TORCH_LIBRARY_IMPL(fastgan_native, Meta, m) {
   m.impl("pair_scale", &pair_scale_meta);
   m.impl("fm_fwd", &fm_fwd_meta);
   m.impl("fm_bwd", &fm_bwd_meta);
+  m.impl("pair_list_fwd", &pair_list_fwd_meta);
+  m.impl("pair_list_bwd", &pair_list_bwd_meta);
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, Autograd, m) {
@@ -524,4 +578,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pair_loss", &fastgan::py_pair_loss);
   m.def("bce_loss", &fastgan::py_bce_loss);
   m.def("penalty", &fastgan::py_penalty);
+  m.def("pair_list_fwd", &fastgan::py_pair_list_fwd);
+  m.def("pair_list_bwd", &fastgan::py_pair_list_bwd);
 }

@@ -13,12 +13,12 @@ which its Meta kernels make traceable.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ..registry import PairOptions, Reduction
+from ..registry import OPS, PairOptions, Reduction
 from . import native_loader
 from .modes import compiling
 
@@ -105,3 +105,70 @@ def feature_matching(reals, fakes, p: int, reduction: str):
     scales = [1.0 / g.numel() if (reduction == "mean" and g.numel()) else
               (float("inf") if reduction == "mean" else 1.0) for g in fakes]
     return _FeatureMatching.apply(p, scales, len(reals), *reals, *fakes)
+
+
+class _PairLossList(torch.autograd.Function):
+    """A pair loss over lists of score tensors, one per discriminator, in one node: the raw
+    ops ``pair_list_fwd`` (one parallel pass over all the tensors, the N per-discriminator
+    losses) and ``pair_list_bwd`` (the gradients of the tensors that need one, in one pass).
+    A backward that records a graph (``create_graph=True``) is the reference's
+    vector-Jacobian product per discriminator instead, so second derivatives are exact.
+    The tensors are inputs of their own, so real and fake of one discriminator may be the
+    same tensor or computed from each other: autograd adds the paths."""
+
+    @staticmethod
+    def forward(ctx, name: str, kwargs: dict, kind: int, params, reduction: str, nr: int, *tensors):
+        ctx.meta = (name, kwargs, kind, params, reduction, nr)
+        ctx.save_for_backward(*tensors)
+        return _ops().pair_list_fwd(list(tensors[:nr]), list(tensors[nr:]), kind, params, _REDUCTION[reduction])
+
+    @staticmethod
+    def backward(ctx, up):
+        name, kwargs, kind, params, reduction, nr = ctx.meta
+        tensors = ctx.saved_tensors
+        needs = list(ctx.needs_input_grad[6:])
+        if torch.is_grad_enabled():  # create_graph: the reference's VJP, differentiable
+            grads = _reference_list_vjp(name, kwargs, reduction, nr, tensors, up, needs)
+        else:
+            grads = list(_ops().pair_list_bwd(list(tensors[:nr]), list(tensors[nr:]), kind, params,
+                                              _REDUCTION[reduction], up, needs))
+        return (None,) * 6 + tuple(g if need else None for g, need in zip(grads, needs))
+
+
+def _reference_list_vjp(name: str, kwargs: dict, reduction: str, nr: int, tensors, up: Tensor, needs):
+    """The reference's VJP over the discriminators that have a tensor needing a gradient
+    (triton_backend's rule: each argument a fresh view, so paths between the tensors are
+    not counted twice), with a graph."""
+    from .triton_backend import _reference_vjp
+    ref = OPS[name].reference
+    n = len(tensors) - nr
+    ds = [d for d in range(n) if needs[nr + d] or (nr and needs[d])]
+    inputs = ([tensors[d] for d in ds] if nr else []) + [tensors[nr + d] for d in ds]
+    wanted = ([needs[d] for d in ds] if nr else []) + [needs[nr + d] for d in ds]
+    m = len(ds)
+
+    def losses(*xs):
+        if nr:
+            return tuple(ref(xs[i], xs[m + i], **kwargs, reduction=reduction) for i in range(m))
+        return tuple(ref(xs[i], **kwargs, reduction=reduction) for i in range(m))
+
+    res = _reference_vjp(losses, inputs, [up[d] for d in ds], wanted)
+    grads = [None] * len(tensors)
+    for i, d in enumerate(ds):
+        if nr:
+            grads[d] = res[i]
+        grads[nr + d] = res[(m if nr else 0) + i]
+    return grads
+
+
+def pair_loss_list(name: str, kwargs: dict, opts: PairOptions, reduction: str,
+                   reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor]) -> Tensor:
+    """A pair loss over lists, one discriminator per index: the N reduced losses
+    (``reduction`` "mean" or "sum") as a 1-D tensor, differentiable, one autograd node and
+    one native call forward and backward.  ``reals`` is None for a generator loss; all
+    tensors in one dtype on one device (the caller promotes and checks); any shapes,
+    empty, 0-d or non-contiguous members.  Eager only (compile and torch.func take the
+    per-member path)."""
+    nr = 0 if reals is None else len(reals)
+    tensors = (*(reals or ()), *fakes)
+    return _PairLossList.apply(name, kwargs, int(opts.kind), opts.params(), reduction, nr, *tensors)
