@@ -14,7 +14,9 @@ and torch.compile wrappers, read top to bottom.
   reference (``fastgan.reference``), differentiable to any order and the same rule
   as the ``"torch"`` backend.
 * ``pair_loss`` / ``bce_loss`` / ``penalty``: the entry points ``fastgan.backends.run``
-  calls.
+  calls; ``pair_loss_list`` (a pair loss over lists of discriminators) and
+  ``feature_matching``: one multi-tensor launch over every tensor of the lists
+  (``kernels/multi.py``), forward and backward, eager only.
 """
 from __future__ import annotations
 
@@ -37,12 +39,6 @@ def _kernels():
     ``TRITON_INTERPRET`` is read when the kernels are decorated."""
     from ..kernels import losses, penalty
     return losses, penalty
-
-
-def _feature_kernels():
-    """``fastgan.kernels.feature``, imported on first use like ``_kernels``."""
-    from ..kernels import feature
-    return feature
 
 
 def _importable() -> bool:
@@ -279,41 +275,155 @@ def penalty_backward(g: Tensor, sq: Tensor, center: float, one_sided: bool, redu
     return dg.view(g.shape)
 
 
-def _fm_weights(fakes: Sequence[Tensor], reduction: str) -> List[float]:
-    # a map with no elements: its mean is nan, as torch's mean of nothing
-    return [(_weight(reduction, g.numel()) if g.numel() else math.nan) if reduction == "mean" else 1.0
-            for g in fakes]
+def _multi():
+    """``fastgan.kernels.multi``, imported on first use like ``_kernels``."""
+    from ..kernels import multi
+    return multi
 
 
-def fm_forward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str) -> Tensor:
-    """``Σ_m w_m · Σ |g − r|^p``: one launch per map into a shared partials buffer, one sum."""
-    k, fk = _kernels()[0], _feature_kernels()
-    f64 = fakes[0].dtype == torch.float64
-    grids = [k.elementwise_grid(g.numel()) for g in fakes]
-    part = torch.zeros(sum(grids), dtype=_acc_dtype(fakes[0].dtype), device=fakes[0].device)
-    offset = 0
-    for r, g, w, grid in zip(reals, fakes, _fm_weights(fakes, reduction), grids):
-        fk.fm_fwd_kernel[(grid,)](_flat(r), _flat(g), part, offset, g.numel(), *k.split(w),
-                                  P=p, F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
-        offset += grid
-    out = torch.empty((), dtype=fakes[0].dtype, device=fakes[0].device)
-    k.sum_partials_kernel[(1,)](part, out, part.numel(), 0.0, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
+def _table_on(values: List[int], device: torch.device) -> Tensor:
+    """A multi-tensor kernel's int64 table on ``device``, in one copy (on CUDA from pinned
+    memory, asynchronously: the caching host allocator keeps the buffer until the copy ran)."""
+    if device.type == "cuda":
+        return torch.tensor(values, dtype=torch.int64, pin_memory=True).to(device, non_blocking=True)
+    return torch.tensor(values, dtype=torch.int64, device=device)
+
+
+def _member_weight(reduction: str, n: int) -> float:
+    # the mean of an empty tensor is nan, as torch's mean of nothing
+    return (1.0 / n if n else math.nan) if reduction == "mean" else 1.0
+
+
+def _addresses(xs: Sequence[Tensor]) -> List[int]:
+    return [x.data_ptr() for x in xs]
+
+
+def _launch_common(m, like: Tensor, addresses: Sequence[int]) -> dict:
+    return dict(F64=like.dtype == torch.float64, ALIGNED=m.aligned(addresses), BLOCK=m.BLOCK, CHUNK=m.CHUNK,
+                num_warps=m.NUM_WARPS)
+
+
+def _pair_list_entries(reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor], opts: PairOptions):
+    """``(tensor, side, discriminator, input index)`` per entry: per discriminator its real
+    tensor (a discriminator loss), then its fake tensor.  Input index: the position in
+    ``(*reals, *fakes)``."""
+    entries = []
+    n = len(fakes)
+    for d, fake in enumerate(fakes):
+        if reals is not None:
+            entries.append((reals[d], opts.real, d, d))
+        entries.append((fake, opts.fake, d, d + (n if reals is not None else 0)))
+    return entries
+
+
+def pair_list_forward(reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor], opts: PairOptions,
+                      reduction: str) -> Tensor:
+    """The per-discriminator reduced losses, shape ``(N,)``: one multi-tensor launch over every
+    real and fake tensor (a weighted partial per program), one launch summing each
+    discriminator's partials in a fixed order."""
+    m = _multi()
+    like = fakes[0]
+    entries = _pair_list_entries(reals, fakes, opts)
+    xs = [_flat(x) for x, _, _, _ in entries]  # contiguous copies of strided members live until the launch
+    sizes = [x.numel() for x in xs]
+    iters, firsts = m.plan(sizes)
+    programs = firsts[-1]
+    per = 2 if reals is not None else 1
+    seg = [firsts[d * per] for d in range(len(fakes))] + [programs]  # each discriminator's programs
+    addrs = _addresses(xs)
+    values = m.pair_table(firsts[:-1], sizes, [_member_weight(reduction, n) for n in sizes], addrs,
+                          [side.sgn for _, side, _, _ in entries], [side.label for _, side, _, _ in entries],
+                          [d for _, _, d, _ in entries], [0] * len(entries), seg)
+    meta = _table_on(values, like.device)
+    part = torch.empty(programs, dtype=_acc_dtype(like.dtype), device=like.device)
+    out = torch.empty(len(fakes), dtype=like.dtype, device=like.device)
+    used = [a for a, n in zip(addrs, sizes) if n]
+    m.multi_pair_fwd_kernel[(programs,)](meta, xs[0], part, len(entries), iters, KIND=int(opts.kind),
+                                         **_launch_common(m, like, used))
+    m.multi_sum_kernel[(len(fakes),)](part, meta[m.PAIR_COLUMNS * len(entries):], out, BLOCK=m.PARTIALS_BLOCK,
+                                      num_warps=m.NUM_WARPS)
     return out
 
 
-def fm_backward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str, up: Tensor) -> List[Tensor]:
-    k, fk = _kernels()[0], _feature_kernels()
-    f64 = fakes[0].dtype == torch.float64
-    up = up.to(fakes[0].dtype)
-    grads = []
-    for r, g, w in zip(reals, fakes, _fm_weights(fakes, reduction)):
-        gf = _flat(g)
-        out = torch.empty_like(gf)
-        if gf.numel():
-            fk.fm_bwd_kernel[(k.elementwise_grid(gf.numel()),)](_flat(r), gf, up, out, gf.numel(), *k.split(w),
-                                                                P=p, F64=f64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
-        grads.append(out.view(g.shape))
+def pair_list_backward(reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor], opts: PairOptions,
+                       reduction: str, up: Tensor, needs: Sequence[bool]) -> List[Optional[Tensor]]:
+    """The gradient of each input of ``(*reals, *fakes)`` whose ``needs`` is set (else None)
+    for the upstream gradient ``up`` of the ``(N,)`` losses: one launch writing all of them."""
+    m = _multi()
+    like = fakes[0]
+    grads: List[Optional[Tensor]] = [None] * len(needs)
+    rows = []
+    for x, side, d, i in _pair_list_entries(reals, fakes, opts):
+        if needs[i]:
+            grads[i] = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+            if x.numel():
+                rows.append((_flat(x), side, d, grads[i]))
+    if rows:
+        xs = [x for x, _, _, _ in rows]
+        sizes = [x.numel() for x in xs]
+        iters, firsts = m.plan(sizes, m.BWD_MAX_PROGRAMS)
+        addrs, g_addrs = _addresses(xs), _addresses([g for _, _, _, g in rows])
+        values = m.pair_table(firsts[:-1], sizes, [_member_weight(reduction, n) for n in sizes], addrs,
+                              [side.sgn for _, side, _, _ in rows], [side.label for _, side, _, _ in rows],
+                              [d for _, _, d, _ in rows], g_addrs)
+        meta = _table_on(values, like.device)
+        m.multi_pair_bwd_kernel[(firsts[-1],)](meta, xs[0], up.to(like.dtype).contiguous(), len(rows), iters,
+                                               KIND=int(opts.kind), **_launch_common(m, like, addrs + g_addrs))
     return grads
+
+
+def _fm_weights(fakes: Sequence[Tensor], reduction: str) -> List[float]:
+    return [_member_weight(reduction, g.numel()) for g in fakes]
+
+
+def fm_forward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str) -> Tensor:
+    """``Σ_m w_m · Σ |g − r|^p``: one multi-tensor launch over every map (a weighted partial
+    per program), one launch summing the partials in a fixed order."""
+    m, k = _multi(), _kernels()[0]
+    like = fakes[0]
+    rs, gs = [_flat(r) for r in reals], [_flat(g) for g in fakes]
+    sizes = [g.numel() for g in gs]
+    iters, firsts = m.plan(sizes)
+    programs = firsts[-1]
+    r_addrs, g_addrs = _addresses(rs), _addresses(gs)
+    zeros = [0] * len(gs)
+    meta = _table_on(m.fm_table(firsts[:-1], sizes, _fm_weights(fakes, reduction), r_addrs, g_addrs, zeros, zeros),
+                     like.device)
+    part = torch.empty(programs, dtype=_acc_dtype(like.dtype), device=like.device)
+    used = [a for a, n in zip(r_addrs + g_addrs, sizes + sizes) if n]
+    m.multi_fm_fwd_kernel[(programs,)](meta, gs[0], part, len(gs), iters, P=p, **_launch_common(m, like, used))
+    out = torch.empty((), dtype=like.dtype, device=like.device)
+    k.sum_partials_kernel[(1,)](part, out, programs, 0.0, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
+    return out
+
+
+def fm_backward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, reduction: str, up: Tensor,
+                needs_r: Sequence[bool], needs_g: Sequence[bool]) -> Tuple[List[Optional[Tensor]],
+                                                                             List[Optional[Tensor]]]:
+    """``(real grads, fake grads)``, each None where not needed: one launch writing every
+    fake map's gradient ``u · w · d|g − r|^p / dg`` and the real maps' (its negation)."""
+    m = _multi()
+    like = fakes[0]
+    grads_r: List[Optional[Tensor]] = [None] * len(fakes)
+    grads_g: List[Optional[Tensor]] = [None] * len(fakes)
+    rows = []
+    for i, (r, g) in enumerate(zip(reals, fakes)):
+        if needs_r[i]:
+            grads_r[i] = torch.empty(g.shape, dtype=g.dtype, device=g.device)
+        if needs_g[i]:
+            grads_g[i] = torch.empty(g.shape, dtype=g.dtype, device=g.device)
+        if (needs_r[i] or needs_g[i]) and g.numel():
+            rows.append((_flat(r), _flat(g), _member_weight(reduction, g.numel()), grads_g[i], grads_r[i]))
+    if rows:
+        sizes = [g.numel() for _, g, _, _, _ in rows]
+        iters, firsts = m.plan(sizes, m.BWD_MAX_PROGRAMS)
+        addrs = [_addresses(col) for col in ([r for r, _, _, _, _ in rows], [g for _, g, _, _, _ in rows])]
+        outs = [[o.data_ptr() if o is not None else 0 for o in col]
+                for col in ([gg for _, _, _, gg, _ in rows], [gr for _, _, _, _, gr in rows])]
+        meta = _table_on(m.fm_table(firsts[:-1], sizes, [w for _, _, w, _, _ in rows], *addrs, *outs), like.device)
+        m.multi_fm_bwd_kernel[(firsts[-1],)](meta, rows[0][1], up.to(like.dtype), len(rows), iters, P=p,
+                                             **_launch_common(m, like, [a for col in addrs + outs for a in col]))
+    return grads_r, grads_g
 
 
 # --------------------------------------------------------------------------- custom ops (torch.compile)
@@ -526,26 +636,60 @@ class _GradNormPenalty(torch.autograd.Function):
 
 class _FeatureMatching(torch.autograd.Function):
     """Feature matching over lists of maps (eager only: ``backends.feature_matching``
-    sends compile and transforms to the reference)."""
+    sends compile and transforms to the reference): one forward launch over every map
+    (+ one sum), one backward launch writing every gradient."""
 
     @staticmethod
     def forward(ctx, p: int, reduction: str, n: int, *maps):
-        ctx.meta = (p, reduction, n, [r.requires_grad for r in maps[:n]])
+        ctx.meta = (p, reduction, n)
         ctx.save_for_backward(*maps)
         return fm_forward(maps[:n], maps[n:], p, reduction)
 
     @staticmethod
     def backward(ctx, up):
-        p, reduction, n, reals_need = ctx.meta
+        p, reduction, n = ctx.meta
         maps = ctx.saved_tensors
+        needs = ctx.needs_input_grad[3:]
         if torch.is_grad_enabled() or vmapped([up]):
             grads = _reference_vjp(lambda *xs: reference.feature_matching_maps(xs[:n], xs[n:], p=p,
                                                                                reduction=reduction),
-                                   list(maps), [up], [True] * len(maps))
-            return (None, None, None, *[g if need else None for g, need in zip(grads[:n], reals_need)],
-                    *grads[n:])
-        grads = fm_backward(maps[:n], maps[n:], p, reduction, up)
-        return (None, None, None, *[(-g if need else None) for g, need in zip(grads, reals_need)], *grads)
+                                   list(maps), [up], needs)
+            return (None, None, None, *grads)
+        grads_r, grads_g = fm_backward(maps[:n], maps[n:], p, reduction, up, needs[:n], needs[n:])
+        return (None, None, None, *grads_r, *grads_g)
+
+
+class _PairLossList(torch.autograd.Function):
+    """A pair loss over lists of tensors, one real and one fake per discriminator (a
+    generator loss: fakes only): the ``(N,)`` per-discriminator losses from one
+    multi-tensor forward (+ one sum), gradients from one multi-tensor backward launch;
+    with a graph of the backward or under vmap, the reference's VJP."""
+
+    @staticmethod
+    def forward(ctx, name: str, kwargs: dict, opts: PairOptions, reduction: str, has_real: bool, *tensors):
+        ctx.meta = (name, kwargs, opts, reduction, has_real)
+        ctx.save_for_backward(*tensors)
+        n = len(tensors) // 2 if has_real else len(tensors)
+        return pair_list_forward(tensors[:n] if has_real else None, tensors[n:] if has_real else tensors, opts,
+                                 reduction)
+
+    @staticmethod
+    def backward(ctx, up):
+        name, kwargs, opts, reduction, has_real = ctx.meta
+        tensors = ctx.saved_tensors
+        needs = ctx.needs_input_grad[5:]
+        n = len(tensors) // 2 if has_real else len(tensors)
+        if torch.is_grad_enabled() or vmapped([up]):
+            ref = OPS[name].reference
+
+            def losses(*xs):
+                members = zip(xs[:n], xs[n:]) if has_real else zip(xs)
+                return torch.stack([ref(*mem, **kwargs, reduction=reduction) for mem in members])
+            grads = _reference_vjp(losses, tensors, [up], needs)
+        else:
+            grads = pair_list_backward(tensors[:n] if has_real else None, tensors[n:] if has_real else tensors,
+                                       opts, reduction, up, needs)
+        return (None, None, None, None, None, *grads)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -554,6 +698,21 @@ def pair_loss(name: str, kwargs: dict, opts: PairOptions, reduction: str, real: 
     """A pair loss with autograd; ``real`` and ``fake`` in one dtype (``backends.run``
     promotes).  ``name`` and ``kwargs`` select the reference for the VJP backward."""
     return _PairLoss.apply(name, kwargs, opts, reduction, real, fake)
+
+
+def pair_loss_list(name: str, kwargs: dict, opts: PairOptions, reduction: str,
+                   reals: Optional[Sequence[Tensor]], fakes: Sequence[Tensor]) -> Tensor:
+    """A pair loss over lists (one real and one fake per discriminator; ``reals`` None for
+    a generator loss), all of one dtype and device, any shapes: the 1-D tensor of the N
+    per-discriminator reduced losses (``reduction`` "mean" or "sum"), differentiable.
+    One multi-tensor launch + one sum forward, one launch backward, whatever N."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"pair_loss_list: reduction must be 'mean' or 'sum', got {reduction!r}")
+    if reals is not None:
+        if len(reals) != len(fakes):
+            raise ValueError(f"pair_loss_list: {len(reals)} real and {len(fakes)} fake tensors")
+        return _PairLossList.apply(name, kwargs, opts, reduction, True, *reals, *fakes)
+    return _PairLossList.apply(name, kwargs, opts, reduction, False, *fakes)
 
 
 def bce_loss(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor], reduction: str):

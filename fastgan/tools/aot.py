@@ -39,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import feature, losses, penalty
-    for mod in (losses, penalty, feature):
+    from ..kernels import losses, multi, penalty
+    for mod in (losses, penalty, multi):
         yield from mod.specializations()
 
 
@@ -196,7 +196,7 @@ def _ptx_entries():
     ``kernels/`` (fp32 and bf16; reduce and elementwise; hinge and bce pair terms)
     for example sizes whose every size is divisible by 16, and sizes that are not.
     ``expect``: accesses that must be 128-bit ("ld", "st")."""
-    from ..kernels import feature as kf, losses as kl, penalty as kp
+    from ..kernels import losses as kl, multi as km, penalty as kp
     pair_sizes = (("n÷16: 2^20+2^20", 2 ** 20, 2 ** 20), ("n_real÷16, n_fake not: 2^20+(2^20+1)", 2 ** 20, 2 ** 20 + 1),
                   ("n not÷16: (2^20+1)+(2^20+1)", 2 ** 20 + 1, 2 ** 20 + 1))
     one_sizes = (("n÷16: 2^20", 2 ** 20), ("n not÷16: 2^20+1", 2 ** 20 + 1))
@@ -218,9 +218,12 @@ def _ptx_entries():
             return False
         if "block_d=" in name and not ("block_d=1024" in name or "block_d=64" in name):
             return False
+        if name.startswith("multi_pair_") and not name.startswith(("multi_pair_fwd[hinge", "multi_pair_bwd[hinge",
+                                                                   "multi_pair_fwd[bce", "multi_pair_bwd[bce")):
+            return False
         return True
 
-    specs = [s for mod in (kl, kp, kf) for s in mod.specializations() if keep(s[0])]
+    specs = [s for mod in (kl, kp, km) for s in mod.specializations() if keep(s[0])]
     for name, fn, sig, ce in specs:
         kernel = name.split("[")[0]
         if kernel == "pair_fwd":
@@ -252,10 +255,19 @@ def _ptx_entries():
                 if "not" in label and ce["ROWS"] > 1:
                     expect = ()  # several rows per tile start at multiples of D: unknown alignment
                 yield name, label, fn, sig, ce, vals, expect
-        elif kernel in ("fm_fwd", "fm_bwd"):
-            for label, n in one_sizes:
-                vals = {"offset": 0, "n": n} if kernel == "fm_fwd" else {"n": n}
-                yield name, label, fn, sig, ce, vals, ("ld",) if kernel == "fm_fwd" else ("ld", "st")
+        elif kernel in ("multi_pair_fwd", "multi_pair_bwd", "multi_fm_fwd", "multi_fm_bwd"):
+            # the sizes are in the table, not arguments (E and iters never specialise): the
+            # specialisation is ALIGNED, every address 16-byte aligned (128-bit full tiles) or not
+            vals = {"E": 54, "iters": 3}
+            if ce["ALIGNED"]:
+                yield (name, "÷16: 54 entries, every address 16-byte aligned (ALIGNED=1)", fn, sig, ce, vals,
+                       ("ld",) if kernel.endswith("_fwd") else ("ld", "st"))
+            else:
+                yield name, "not÷16: an address not 16-byte aligned (ALIGNED=0)", fn, sig, ce, vals, ()
+        elif kernel == "multi_sum":
+            # the partials of one discriminator start anywhere in the buffer: scalar loads
+            yield name, "÷16: 8 discriminators", fn, sig, ce, {}, ()
+            yield name, "not÷16: 8 discriminators", fn, sig, ce, {}, ()
         elif kernel == "penalty_finish":
             for label, B, D in pen_sizes[1024]:
                 yield name, label, fn, sig, ce, {"B": B, "S": kp.row_plan(B, D).splits}, ()
@@ -265,9 +277,9 @@ def _ptx_entries():
 
 def ptx_kernels() -> List[str]:
     """The kernels (``@triton.jit`` functions of kernels/ not starting with ``_``)."""
-    from ..kernels import feature as kf, losses as kl, penalty as kp
+    from ..kernels import losses as kl, multi as km, penalty as kp
     names = []
-    for mod in (kl, kp, kf):
+    for mod in (kl, kp, km):
         for k, v in vars(mod).items():
             # JITFunction, or InterpretedFunction under TRITON_INTERPRET=1: both wrap .fn
             fn = getattr(v, "fn", None)
@@ -479,6 +491,12 @@ tile takes the masked, narrower path, so such a row shows both forms.  Not cover
 the penalty kernels with several rows per program (`block_d` 16–256, D ≤ 256) when D
 is not divisible by 16 (their rows start at multiples of D, of unknown alignment:
 scalar accesses), and `penalty_finish`, which reads B·S partials (a few kB).
+
+The multi-tensor kernels (`multi_*`, one launch over every tensor of a list loss) read
+their tensors' addresses and sizes from a table, so no size specialises them: their
+rows are `ALIGNED=1` (every address 16-byte aligned, checked on the host: 128-bit
+full tiles for any sizes) and `ALIGNED=0` (a view at an odd address: scalar
+accesses); `multi_sum` reads a discriminator's partials from any offset (scalar).
 
 """
 
