@@ -162,3 +162,182 @@ def test_feature_matching_half_and_empty_map():
     assert out.dtype == torch.float16
     torch.testing.assert_close(out.float(), (a.float() - b.detach().float()).abs().mean(), rtol=2e-3, atol=2e-3)
     assert F.feature_matching_loss([a, a[:0]], [b, b[:0]]).isnan()  # a map with no elements: mean of nothing
+
+
+# --------------------------------------------------------------------------- the list path, every way users call it
+
+def _mixed(count, gen, dtype, device="cpu"):
+    """``count`` real and fake score tensors of assorted shapes (a PatchGAN map, a 0-d score,
+    a vector longer than a kernel block, a transposed view), in ``dtype``."""
+    shapes = [(2, 1, 7, 7), (), (1500,), (3, 5), (1,)]
+    out = []
+    for _ in range(2):
+        xs = []
+        for i in range(count):
+            x = torch.randn(shapes[i % len(shapes)], generator=gen, dtype=torch.float64) * 3
+            if x.dim() == 2:
+                x = x.t()  # non-contiguous
+            xs.append(x.to(device=device, dtype=dtype))
+        out.append(xs)
+    return out
+
+
+LOW = {torch.float32: (2e-5, 2e-5), torch.bfloat16: (1.6e-2, 1.6e-2), torch.float16: (2e-3, 2e-3)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("name", PAIR_OPS)
+def test_list_loss_low_precision(name, dtype, backend):
+    """Half types and float32 through the list path, against the float64 reference on the
+    same rounded inputs: the total, each discriminator's loss and every member's gradient."""
+    spec = OPS[name]
+    gen = torch.Generator().manual_seed(7)
+    lists = _mixed(7, gen, dtype)[:len(spec.args)]
+    ours = _leaves(lists)
+    refs = [[x.detach().double().requires_grad_() for x in xs] for xs in lists]
+    with fastgan.use_backend(backend):
+        total, per = getattr(F, name)(*ours, return_per_discriminator=True)
+    want_per = [getattr(reference, name)(*members) for members in zip(*refs)]
+    want = sum(want_per[1:], want_per[0])
+    rtol, atol = LOW[dtype]
+    scale = max(1.0, float(sum(w.detach().abs() for w in want_per)))
+    assert total.dtype == dtype and all(p.dtype == dtype for p in per)
+    torch.testing.assert_close(total.double(), want.detach(), rtol=rtol, atol=atol * scale)
+    for a, b in zip(per, want_per):
+        torch.testing.assert_close(a.double(), b.detach(), rtol=rtol, atol=atol * max(1.0, float(b.detach().abs())))
+    up = torch.tensor(1.7, dtype=torch.float64)
+    got = torch.autograd.grad(total, [x for xs in ours for x in xs], up.to(dtype))
+    exp = torch.autograd.grad(want, [x for xs in refs for x in xs], up)
+    for a, b in zip(got, exp):
+        assert a.dtype == dtype and a.shape == b.shape
+        torch.testing.assert_close(a.double(), b, rtol=rtol, atol=atol * max(1e-30, float(b.abs().max())))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["bce_d_loss", "hinge_d_loss", "lsgan_g_loss", "wasserstein_d_loss"])
+def test_list_loss_gradcheck_and_gradgradcheck(name, backend):
+    """First and second derivatives of the list losses (per-discriminator losses as the
+    outputs, so every row of the Jacobian is checked), float64."""
+    spec = OPS[name]
+    gen = torch.Generator().manual_seed(11)
+    shapes = [(3, 2), (4,), ()]
+    xs = [(torch.randn(s, generator=gen, dtype=torch.float64) * 2 + 0.3).requires_grad_()
+          for _ in spec.args for s in shapes]
+    k = len(shapes)
+
+    def fn(*ts):
+        lists = [list(ts[i * k:(i + 1) * k]) for i in range(len(spec.args))]
+        with fastgan.use_backend(backend):
+            total, per = getattr(F, name)(*lists, return_per_discriminator=True)
+        return (total, *per)
+    assert torch.autograd.gradcheck(fn, xs)
+    assert torch.autograd.gradgradcheck(fn, xs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_list_members_that_depend_on_each_other(backend):
+    """The same tensor as every discriminator's real and fake, and fakes computed from the
+    reals: each path's gradient is counted once, as with the per-member reference."""
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(6, generator=gen, dtype=torch.float64)
+
+    def loss(b, fn):
+        x = b * 1.5
+        reals = [x, x[:4], x.view(2, 3)]
+        fakes = [x, (x[:4] * 2).tanh(), x.view(3, 2).t()]
+        return fn(reals, fakes)
+
+    a = base.clone().requires_grad_()
+    with fastgan.use_backend(backend):
+        got = torch.autograd.grad(loss(a, lambda r, f: F.bce_d_loss(r, f, real_label=0.9)), a)[0]
+    b = base.clone().requires_grad_()
+    want = torch.autograd.grad(loss(b, lambda r, f: sum(reference.bce_d_loss(x, y, real_label=0.9)
+                                                         for x, y in zip(r, f))), b)[0]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_list_loss_is_deterministic(backend):
+    gen = torch.Generator().manual_seed(4)
+    reals, fakes = _mixed(9, gen, torch.float32)
+    reals[2] = torch.randn(3 * 32 * 1024 + 17, generator=gen)  # above one program: partial sums
+    runs = []
+    for _ in range(2):
+        leaves = _leaves([reals, fakes])
+        with fastgan.use_backend(backend):
+            total = F.lsgan_d_loss(*leaves)
+        runs.append((total.detach(), torch.autograd.grad(total, [x for xs in leaves for x in xs])))
+    assert torch.equal(runs[0][0], runs[1][0])
+    for a, b in zip(runs[0][1], runs[1][1]):
+        assert torch.equal(a, b)
+
+
+def test_list_mixed_devices_name_the_index():
+    x = [torch.randn(3), torch.randn(2)]
+    y = [torch.randn(3), torch.randn(2, device="meta")]
+    with pytest.raises(ValueError, match=r"fake\[1\] is on meta but real\[0\] is on cpu"):
+        F.hinge_d_loss(x, y)
+
+
+def test_list_mixed_dtypes_promote_per_discriminator():
+    """Members of different dtypes: each discriminator's loss in its promoted dtype, as the
+    per-member call gives (the multi-tensor op needs one dtype; this runs per member)."""
+    r = [torch.randn(4), torch.randn(3, dtype=torch.float64)]
+    f = [torch.randn(5, dtype=torch.bfloat16), torch.randn(2)]
+    total, per = F.bce_d_loss(r, f, return_per_discriminator=True)
+    assert [p.dtype for p in per] == [torch.float32, torch.float64] and total.dtype == torch.float64
+    torch.testing.assert_close(per[1], reference.bce_d_loss(r[1], f[1]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_list_losses_and_feature_matching_compile_fullgraph(backend):
+    """A HiFi-GAN-style loss step (list D loss, list G loss, feature matching) under
+    torch.compile(fullgraph=True): values and gradients as eager."""
+    gen = torch.Generator().manual_seed(8)
+    reals = [torch.randn(2, 9, generator=gen), torch.randn(2, 1, 4, 4, generator=gen)]
+    fakes = [torch.randn(2, 9, generator=gen), torch.randn(2, 1, 4, 4, generator=gen)]
+    fr = [[torch.randn(2, 3, 5, generator=gen), torch.randn(2, 4, generator=gen)], [torch.randn(7, generator=gen)]]
+    fg = [[torch.randn(2, 3, 5, generator=gen), torch.randn(2, 4, generator=gen)], [torch.randn(7, generator=gen)]]
+
+    def step(reals, fakes, fr, fg):
+        d, per = F.lsgan_d_loss(reals, fakes, return_per_discriminator=True)
+        g = F.lsgan_g_loss(fakes, reduction="sum")
+        return d + per[1] + g + F.feature_matching_loss(fr, fg, weight=2.0)
+
+    def leaves():
+        return ([x.clone().requires_grad_() for x in reals], [x.clone().requires_grad_() for x in fakes],
+                [[x.clone() for x in grp] for grp in fr], [[x.clone().requires_grad_() for x in grp] for grp in fg])
+
+    torch._dynamo.reset()
+    with fastgan.use_backend(backend):
+        a = leaves()
+        out = torch.compile(step, fullgraph=True, backend="aot_eager")(*a)
+        b = leaves()
+        want = step(*b)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    flat = [x for grp in (a[0], a[1], *a[3]) for x in grp]
+    flat_b = [x for grp in (b[0], b[1], *b[3]) for x in grp]
+    for x, y in zip(torch.autograd.grad(out, flat), torch.autograd.grad(want, flat_b)):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b in ("native", "triton")])
+def test_fused_backends_run_one_multi_tensor_op(backend, monkeypatch):
+    """On a fused backend a reduced list loss is one ``pair_loss_list`` call (one forward and
+    one backward over every tensor), not one call per discriminator; "none", mixed dtypes
+    and the reference go per member."""
+    from fastgan.backends import BACKENDS as MODULES
+    module = MODULES[backend]
+    calls, singles = [], []
+    orig_list, orig_one = module.pair_loss_list, module.pair_loss
+    monkeypatch.setattr(module, "pair_loss_list", lambda *a: (calls.append(a[0]), orig_list(*a))[1])
+    monkeypatch.setattr(module, "pair_loss", lambda *a: (singles.append(a[0]), orig_one(*a))[1])
+    xs = [torch.randn(3), torch.randn(2, 2), torch.randn(())]
+    with fastgan.use_backend(backend):
+        F.hinge_d_loss(xs, xs)
+        F.bce_g_loss(xs, reduction="sum", return_per_discriminator=True)
+        assert calls == ["hinge_d_loss", "bce_g_loss"] and singles == []
+        F.lsgan_g_loss(xs, reduction="none")
+        F.lsgan_g_loss([xs[0], xs[1].double()])
+    assert calls == ["hinge_d_loss", "bce_g_loss"] and singles == ["lsgan_g_loss"] * 5
