@@ -341,3 +341,19 @@ def test_fused_backends_run_one_multi_tensor_op(backend, monkeypatch):
         F.lsgan_g_loss(xs, reduction="none")
         F.lsgan_g_loss([xs[0], xs[1].double()])
     assert calls == ["hinge_d_loss", "bce_g_loss"] and singles == ["lsgan_g_loss"] * 5
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b in ("native", "triton")])
+def test_cuda_graph_capture_goes_per_member(backend, monkeypatch):
+    """While a CUDA graph is captured the multi-tensor ops (whose per-call table a replay
+    would read from a freed host buffer) are not used: each discriminator is one call."""
+    from fastgan import backends
+    from fastgan.backends import BACKENDS as MODULES
+    calls = []
+    monkeypatch.setattr(backends, "_capturing", lambda x: True)
+    monkeypatch.setattr(MODULES[backend], "pair_loss_list", lambda *a: calls.append(a))
+    xs = [torch.randn(3), torch.randn(2, 2)]
+    with fastgan.use_backend(backend):
+        total = F.hinge_d_loss(xs, xs)
+    assert calls == []
+    torch.testing.assert_close(total, sum(reference.hinge_d_loss(x, x) for x in xs))

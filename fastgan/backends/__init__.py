@@ -252,6 +252,12 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
                            reduction)
 
 
+def _capturing(x: torch.Tensor) -> bool:
+    """A CUDA graph is being captured: the multi-tensor ops copy a per-call table from a
+    host buffer, which a replay would read after it is freed, so lists go per member."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def run_list(spec: OpSpec, lists, kwargs: dict, reduction: str):
     """A pair loss over lists of score tensors, one per discriminator (``lists`` is
     ``(reals, fakes)`` or ``(fakes,)``), reduced ("mean" or "sum"): ``(total, per-discriminator
@@ -260,10 +266,10 @@ def run_list(spec: OpSpec, lists, kwargs: dict, reduction: str):
     On a fused backend, with every tensor of one dtype on one device, one multi-tensor op
     computes all of them (one forward and one backward over every tensor,
     ``pair_loss_list``).  Otherwise (the reference, ``torch.compile``, ``torch.func``,
-    mixed dtypes) each discriminator is one ``run``."""
+    mixed dtypes, CUDA-graph capture) each discriminator is one ``run``."""
     fakes = lists[-1]
     g = fakes[0]
-    if not (torch.compiler.is_compiling() or transformed()):
+    if not (torch.compiler.is_compiling() or transformed() or _capturing(g)):
         backend = _selected(g)
         if backend is not torch_backend and all(x.dtype == g.dtype and x.device == g.device
                                                 for xs in lists for x in xs):
@@ -280,8 +286,9 @@ def run_list(spec: OpSpec, lists, kwargs: dict, reduction: str):
 
 def feature_matching(reals, fakes, p: int, reduction: str):
     """Feature matching over flat lists of maps on the backend selected for their device:
-    the native extension's fused ops, the Triton kernels (maps of one dtype), else the
-    reference ("none", compile and transforms too: the reference's terms)."""
+    the native extension's fused ops, the Triton kernels (maps of one dtype; not while a
+    CUDA graph is captured), else the reference ("none", compile and transforms too: the
+    reference's terms)."""
     g = fakes[0]
     if reduction == "none" or transformed() or torch.compiler.is_compiling():
         backend = torch_backend
@@ -289,7 +296,7 @@ def feature_matching(reals, fakes, p: int, reduction: str):
         backend = _selected(g)
     if backend is native_backend:
         return native_backend.feature_matching(reals, fakes, p, reduction)
-    if backend is triton_backend and all(x.dtype == g.dtype for x in fakes):
+    if backend is triton_backend and all(x.dtype == g.dtype for x in fakes) and not _capturing(g):
         return triton_backend.feature_matching(reals, fakes, p, reduction)
     return reference.feature_matching_maps(reals, fakes, p=p, reduction=reduction)
 
