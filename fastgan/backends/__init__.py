@@ -11,8 +11,9 @@ picks the backend for the tensors' device and calls it once:
   (``OpSpec.lower``) and the inputs in one dtype.
 
 The divergences (``Family.DIVERGENCE``) have no kernel yet and run the reference on
-every backend; the relativistic losses are composed in ``fastgan.functional`` from
-the pair losses and never reach ``run`` themselves.
+every backend.  The relativistic losses (``Family.RELATIVISTIC``) call the fused
+backend's ``relativistic(name, real, fake, reduction)``; under ``torch.compile`` they
+run the reference.
 
 Each backend module also has ``status() -> (usable, reason)`` for this process and
 ``check_device(device) -> None | reason`` for the tensors at hand.
@@ -43,11 +44,14 @@ import torch
 
 from .. import reference
 from ..registry import OPS, Family, OpSpec
-from . import native_backend, native_loader, torch_backend, triton_backend
+from . import native_backend, native_loader, native_relativistic, torch_backend, triton_backend, triton_relativistic
 from .modes import transformed
 
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
 NAMES = ("auto", *BACKENDS)
+# the relativistic entry points of each fused backend (sections of triton_backend /
+# native_backend once merged: then ``backend.relativistic``)
+_RELATIVISTIC = {triton_backend: triton_relativistic, native_backend: native_relativistic}
 
 class _Override(threading.local):
     name = None  # per thread: the backend of the innermost use_backend block, else None
@@ -225,6 +229,8 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         return spec.reference(*tensors, **kwargs, reduction=reduction)
     x = tensors[0]
     compiling = torch.compiler.is_compiling()
+    if compiling and spec.family is Family.RELATIVISTIC:  # no custom op for the fused kernels yet
+        return spec.reference(*tensors, **kwargs, reduction=reduction)
     if compiling:
         backend = BACKENDS[_resolve_for_compile(get_backend(), x.device.type)]
     elif transformed():
@@ -242,6 +248,12 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         out = backend.pair_loss(spec.name, kwargs, opts, reduction, real, fake)
         if reduction == "none" and tensors[0].dtype != tensors[1].dtype:
             # "none" of inputs of two dtypes: each side's terms in its input's dtype
+            return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
+        return out
+    if spec.family is Family.RELATIVISTIC:
+        real, fake = _promoted(*tensors)
+        out = _RELATIVISTIC[backend].relativistic(spec.name, real, fake, reduction)
+        if reduction == "none" and spec.two_sided and tensors[0].dtype != tensors[1].dtype:
             return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
         return out
     if spec.family is Family.BCE:

@@ -39,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import feature, losses, penalty
-    for mod in (losses, penalty, feature):
+    from ..kernels import feature, losses, penalty, relativistic
+    for mod in (losses, penalty, feature, relativistic):
         yield from mod.specializations()
 
 
