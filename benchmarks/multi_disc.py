@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     head = "| case | " + " | ".join(f"{k} ms" for k in providers) + " | loops / fastgan |"
     head += " compile / fastgan |" if "compile" in providers else ""
     sep = "|" + "---|" * (head.count("|") - 1)
-    md = [f"# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
+    md = ["# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
           f"Machine: {device_name('cpu')}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}.  Shared with other work.",
           f"Command: `python benchmarks/multi_disc.py {' '.join(argv or sys.argv[1:])}`", "",

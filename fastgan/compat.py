@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from . import functional as F

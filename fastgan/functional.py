@@ -187,25 +187,8 @@ def g_loss(kind: str, fake: Tensor, **kw):
 
 # --------------------------------------------------------------------------- relativistic losses
 
-def _acc(x: Tensor) -> Tensor:
-    """Half types in float32 (the shifted scores are not rounded to a half type)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _as_inputs(out, real: Tensor, fake: Tensor, reduction: str):
-    """A loss computed on float32 copies of half inputs, back in the inputs' dtypes."""
-    if reduction == "none":
-        return tuple(o.to(t.dtype) for o, t in zip(out, (real, fake))) if isinstance(out, tuple) \
-            else out.to(torch.promote_types(real.dtype, fake.dtype))
-    return out.to(torch.promote_types(real.dtype, fake.dtype))
-
-
-def _ragan(name: str, real: Tensor, fake: Tensor, reduction: str, generator: bool):
-    _checked(name, (real, fake), reduction)
-    x, y = _acc(real), _acc(fake)
-    u, v = x - y.mean(), y - x.mean()
-    labels = {"real_label": 0.0, "fake_label": 1.0} if generator else {}
-    return _as_inputs(bce_d_loss(u, v, **labels, reduction=reduction), real, fake, reduction)
+def _ragan(name: str, real: Tensor, fake: Tensor, reduction: str):
+    return backends.run(_checked(name, (real, fake), reduction), (real, fake), {}, reduction)
 
 
 def ragan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
@@ -213,40 +196,41 @@ def ragan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
     ``BCE(x − mean(y), 1)`` and ``BCE(y − mean(x), 0)``, reduced per side and added like
     the other discriminator losses.  ESRGAN / BasicSR use the same terms times ½.
 
-    The batch means are taken first, then the BCE pair kernel runs on the shifted
-    scores (one fused pass; the shift is a pass of its own)."""
-    return _ragan("ragan_d_loss", real, fake, reduction, generator=False)
+    Fused (``kernels/relativistic.py``, ``csrc/relativistic.cpp``): the two batch sums in
+    one pass over both tensors, then one pass computing the BCE terms of the shifted
+    scores and, in the same pass, the sums of their derivatives, so the backward is one
+    element-wise pass (the batch means' contribution is a scalar per side).  Half types
+    accumulate in float32; the result has the promoted input dtype."""
+    return _ragan("ragan_d_loss", real, fake, reduction)
 
 
 def ragan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
     """RaGAN generator loss: the labels swapped, ``BCE(x − mean(y), 0)`` and
     ``BCE(y − mean(x), 1)``.  It needs the real scores (the gradient flows to the fakes
-    through both terms)."""
-    return _ragan("ragan_g_loss", real, fake, reduction, generator=True)
+    through both terms).  Fused like ``ragan_d_loss``."""
+    return _ragan("ragan_g_loss", real, fake, reduction)
 
 
-def _rpgan(name: str, real: Tensor, fake: Tensor, reduction: str, generator: bool):
-    _checked(name, (real, fake), reduction)
+def _rpgan(name: str, real: Tensor, fake: Tensor, reduction: str):
+    spec = _checked(name, (real, fake), reduction)
     check_same_device(("real", "fake"), (real, fake))
     if real.shape != fake.shape:
         raise ShapeError(f"{name}: real and fake are paired element by element and must have the same "
                          f"shape; got real {tuple(real.shape)} and fake {tuple(fake.shape)}")
-    x, y = _acc(real), _acc(fake)
-    d = y - x if generator else x - y
-    # bce_g_loss (non-saturating) is softplus(−d): softplus(y − x) for D, softplus(x − y) for G
-    return _as_inputs(bce_g_loss(d, reduction=reduction), real, fake, reduction)
+    return backends.run(spec, (real, fake), {}, reduction)
 
 
 def rpgan_d_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
     """Relativistic pairing GAN (RpGAN, Jolicoeur-Martineau 2018; the loss of R3GAN, Huang et
-    al. 2024), discriminator: ``softplus(y − x)`` per pair of same-shaped scores.  Computed
-    as the non-saturating BCE kernel on ``x − y``."""
-    return _rpgan("rpgan_d_loss", real, fake, reduction, generator=False)
+    al. 2024), discriminator: ``softplus(y − x)`` per pair of same-shaped scores.  Fused: one
+    pass reads both tensors (no difference tensor), the backward writes both gradients in
+    one pass."""
+    return _rpgan("rpgan_d_loss", real, fake, reduction)
 
 
 def rpgan_g_loss(real: Tensor, fake: Tensor, *, reduction: str = "mean"):
-    """RpGAN generator loss: ``softplus(x − y)`` per pair."""
-    return _rpgan("rpgan_g_loss", real, fake, reduction, generator=True)
+    """RpGAN generator loss: ``softplus(x − y)`` per pair, fused like ``rpgan_d_loss``."""
+    return _rpgan("rpgan_g_loss", real, fake, reduction)
 
 
 # --------------------------------------------------------------------------- divergences

@@ -49,8 +49,10 @@ class Family(enum.Enum):
     PAIR = "pair"        # the discriminator and generator losses: one Kind, a real and a fake side
     BCE = "bce"          # the drop-in binary_cross_entropy_with_logits
     PENALTY = "penalty"  # the per-sample gradient-norm penalty
-    # the relativistic losses: fastgan.functional composes them from the BCE pair kernels
-    # (the batch means or the paired differences first, then one fused pass); no kernel of their own
+    # the relativistic losses (RaGAN, RpGAN): fused kernels of their own (kernels/relativistic.py,
+    # csrc/relativistic.cpp): RaGAN's batch sums, then the BCE terms of the shifted scores with the
+    # sums of their derivatives in the same pass, so the backward is one element-wise pass; RpGAN
+    # one pass over both tensors each way.  The backend's ``relativistic(name, real, fake, reduction)``
     RELATIVISTIC = "relativistic"
     # the divergences (gaussian_kl, kl_div_logits, js_div_logits): no kernel yet, every
     # backend runs the reference

@@ -132,7 +132,6 @@ def _wrap(sc, critic, gen):
 
 def _full_params(sc, critic, gen):
     """Every parameter as a plain (unsharded) tensor, named ``critic.0.weight``..."""
-    import torch
     out = {}
     if sc["wrap"].startswith("fsdp1"):
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP

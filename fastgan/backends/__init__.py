@@ -7,12 +7,14 @@ picks the backend for the tensors' device and calls it once:
 * a fused backend (``triton_backend``, ``native_backend``): one entry point per op
   family, ``pair_loss(name, kwargs, PairOptions, reduction, real, fake)``,
   ``bce_loss(input, target, weight, pos_weight, reduction)`` or
-  ``penalty(grads, center, one_sided, reduction)``, with the options lowered once
-  (``OpSpec.lower``) and the inputs in one dtype.
+  ``penalty(grads, center, one_sided, reduction)``,
+  ``relativistic(name, real, fake, reduction)``, with the options lowered once
+  (``OpSpec.lower``) and the inputs in one dtype; lists of discriminators
+  ``pair_loss_list`` (``run_list``) and feature matching ``feature_matching``.
 
 The divergences (``Family.DIVERGENCE``) have no kernel yet and run the reference on
-every backend; the relativistic losses are composed in ``fastgan.functional`` from
-the pair losses and never reach ``run`` themselves.
+every backend.  The relativistic losses run the reference under ``torch.compile``
+(their kernels have no custom op yet).
 
 Each backend module also has ``status() -> (usable, reason)`` for this process and
 ``check_device(device) -> None | reason`` for the tensors at hand.
@@ -225,6 +227,8 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         return spec.reference(*tensors, **kwargs, reduction=reduction)
     x = tensors[0]
     compiling = torch.compiler.is_compiling()
+    if compiling and spec.family is Family.RELATIVISTIC:  # no custom op for the fused kernels yet
+        return spec.reference(*tensors, **kwargs, reduction=reduction)
     if compiling:
         backend = BACKENDS[_resolve_for_compile(get_backend(), x.device.type)]
     elif transformed():
@@ -242,6 +246,12 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         out = backend.pair_loss(spec.name, kwargs, opts, reduction, real, fake)
         if reduction == "none" and tensors[0].dtype != tensors[1].dtype:
             # "none" of inputs of two dtypes: each side's terms in its input's dtype
+            return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
+        return out
+    if spec.family is Family.RELATIVISTIC:
+        real, fake = _promoted(*tensors)
+        out = backend.relativistic(spec.name, real, fake, reduction)
+        if reduction == "none" and spec.two_sided and tensors[0].dtype != tensors[1].dtype:
             return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
         return out
     if spec.family is Family.BCE:

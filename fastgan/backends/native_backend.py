@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..registry import OPS, PairOptions, Reduction
 from . import native_loader
-from .modes import compiling
+from .modes import compiling, reference_vjp, vmapped
 
 _REDUCTION = {r.name.lower(): int(r) for r in Reduction}
 
@@ -139,7 +139,6 @@ def _reference_list_vjp(name: str, kwargs: dict, reduction: str, nr: int, tensor
     """The reference's VJP over the discriminators that have a tensor needing a gradient
     (triton_backend's rule: each argument a fresh view, so paths between the tensors are
     not counted twice), with a graph."""
-    from .triton_backend import _reference_vjp
     ref = OPS[name].reference
     n = len(tensors) - nr
     ds = [d for d in range(n) if needs[nr + d] or (nr and needs[d])]
@@ -152,7 +151,7 @@ def _reference_list_vjp(name: str, kwargs: dict, reduction: str, nr: int, tensor
             return tuple(ref(xs[i], xs[m + i], **kwargs, reduction=reduction) for i in range(m))
         return tuple(ref(xs[i], **kwargs, reduction=reduction) for i in range(m))
 
-    res = _reference_vjp(losses, inputs, [up[d] for d in ds], wanted)
+    res = reference_vjp(losses, inputs, [up[d] for d in ds], wanted)
     grads = [None] * len(tensors)
     for i, d in enumerate(ds):
         if nr:
@@ -172,3 +171,100 @@ def pair_loss_list(name: str, kwargs: dict, opts: PairOptions, reduction: str,
     nr = 0 if reals is None else len(reals)
     tensors = (*(reals or ()), *fakes)
     return _PairLossList.apply(name, kwargs, int(opts.kind), opts.params(), reduction, nr, *tensors)
+
+
+# --------------------------------------------------------------------------- relativistic losses (RaGAN, RpGAN)
+#
+# CPU: the fused raw ops of csrc/relativistic.cpp (TORCH_LIBRARY_FRAGMENT(fastgan_native)),
+# ragan_fwd -> [loss or terms..., stats = (Σx, Σy, Σa, Σb)], ragan_bwd (one element-wise pass;
+# with "none" a reduction of the upstream-weighted derivatives first), rpgan_fwd / rpgan_bwd
+# (one pass each way), behind Python autograd.Functions; the math is in
+# kernels/relativistic.py's docstring.  CUDA tensors keep the composition (the batch means
+# or the paired difference, then the extension's fused BCE pair op): the CUDA path of the
+# fused relativistic kernels is the Triton backend.
+
+RAGAN_LABELS = {"ragan_d_loss": [1.0, 0.0], "ragan_g_loss": [0.0, 1.0]}
+RPGAN_GEN = {"rpgan_d_loss": False, "rpgan_g_loss": True}
+
+
+def _raw():
+    native_loader.module()  # loaded (and its ops registered) before torch.ops is used
+    return torch.ops.fastgan_native
+
+
+def _relativistic_vjp(name: str, reduction: str, real: Tensor, fake: Tensor, grads: Sequence[Tensor], needs):
+    ref = OPS[name].reference
+    return reference_vjp(lambda a, b: ref(a, b, reduction=reduction), [real, fake], grads, needs)
+
+
+class _RaGAN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, name: str, reduction: str, real, fake):
+        outs = _raw().ragan_fwd(real, fake, RAGAN_LABELS[name], _REDUCTION[reduction])
+        ctx.meta = (name, reduction)
+        ctx.stats = outs[-1]
+        ctx.save_for_backward(real, fake)
+        return (outs[0], outs[1]) if reduction == "none" else outs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        name, reduction = ctx.meta
+        real, fake = ctx.saved_tensors
+        needs = ctx.needs_input_grad[2:]
+        if torch.is_grad_enabled() or vmapped(grads):
+            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, grads, needs)
+        else:
+            g_r, g_f = _raw().ragan_bwd(real, fake, RAGAN_LABELS[name], _REDUCTION[reduction], ctx.stats,
+                                        list(grads), list(needs))
+        return None, None, (g_r if needs[0] else None), (g_f if needs[1] else None)
+
+
+class _RpGAN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, name: str, reduction: str, real, fake):
+        ctx.meta = (name, reduction)
+        ctx.save_for_backward(real, fake)
+        return _raw().rpgan_fwd(real, fake, RPGAN_GEN[name], _REDUCTION[reduction])
+
+    @staticmethod
+    def backward(ctx, up):
+        name, reduction = ctx.meta
+        real, fake = ctx.saved_tensors
+        needs = ctx.needs_input_grad[2:]
+        if torch.is_grad_enabled() or vmapped([up]):
+            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, [up], needs)
+        else:
+            g_r, g_f = _raw().rpgan_bwd(real, fake, RPGAN_GEN[name], _REDUCTION[reduction], up, list(needs))
+        return None, None, (g_r if needs[0] else None), (g_f if needs[1] else None)
+
+
+def _acc(x: Tensor) -> Tensor:
+    """Half types in float32 (the shifted scores are not rounded to a half type)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def composed(name: str, real: Tensor, fake: Tensor, reduction: str):
+    """The composition: the batch means (RaGAN) or the paired difference (RpGAN) in ATen,
+    then the extension's fused BCE pair op; the result in the inputs' dtype."""
+    x, y = _acc(real), _acc(fake)
+    if name in RAGAN_LABELS:
+        t_r, t_f = RAGAN_LABELS[name]
+        kwargs = {"real_label": t_r, "fake_label": t_f}
+        out = pair_loss("bce_d_loss", kwargs, OPS["bce_d_loss"].lower(**kwargs), reduction,
+                                       x - y.mean(), y - x.mean())
+        if reduction == "none":
+            return out[0].to(real.dtype), out[1].to(fake.dtype)
+        return out.to(real.dtype)
+    d = y - x if RPGAN_GEN[name] else x - y
+    # the non-saturating BCE generator term softplus(−d): softplus(y − x) for D, softplus(x − y) for G
+    return pair_loss("bce_g_loss", {}, OPS["bce_g_loss"].lower(), reduction, None, d).to(real.dtype)
+
+
+def relativistic(name: str, real: Tensor, fake: Tensor, reduction: str):
+    """A relativistic loss with autograd; ``real`` and ``fake`` in one dtype
+    (``backends.run`` promotes).  CPU: the fused ops; CUDA: the composition."""
+    if not real.is_cpu:
+        return composed(name, real, fake, reduction)
+    if name in RAGAN_LABELS:
+        return _RaGAN.apply(name, reduction, real, fake)
+    return _RpGAN.apply(name, reduction, real, fake)

@@ -39,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import losses, multi, penalty
-    for mod in (losses, penalty, multi):
+    from ..kernels import losses, multi, penalty, relativistic
+    for mod in (losses, penalty, multi, relativistic):
         yield from mod.specializations()
 
 
