@@ -52,8 +52,9 @@ class Family(enum.Enum):
     # the relativistic losses: fastgan.functional composes them from the BCE pair kernels
     # (the batch means or the paired differences first, then one fused pass); no kernel of their own
     RELATIVISTIC = "relativistic"
-    # the divergences (gaussian_kl, kl_div_logits, js_div_logits): no kernel yet, every
-    # backend runs the reference
+    # the divergences (gaussian_kl, kl_div_logits, js_div_logits): their own kernels
+    # (kernels/divergence.py, csrc/divergence.cpp), reached through each fused backend's
+    # divergence(name, tensors, kwargs, reduction)
     DIVERGENCE = "divergence"
 
 

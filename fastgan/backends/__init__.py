@@ -10,9 +10,11 @@ picks the backend for the tensors' device and calls it once:
   ``penalty(grads, center, one_sided, reduction)``, with the options lowered once
   (``OpSpec.lower``) and the inputs in one dtype.
 
-The divergences (``Family.DIVERGENCE``) have no kernel yet and run the reference on
-every backend; the relativistic losses are composed in ``fastgan.functional`` from
-the pair losses and never reach ``run`` themselves.
+The divergences (``Family.DIVERGENCE``) have their own entry point,
+``divergence(name, tensors, kwargs, reduction)`` (``triton_divergence``,
+``native_divergence``), with the two tensors promoted to one dtype; under
+``torch.compile`` they run the reference.  The relativistic losses are composed in
+``fastgan.functional`` from the pair losses and never reach ``run`` themselves.
 
 Each backend module also has ``status() -> (usable, reason)`` for this process and
 ``check_device(device) -> None | reason`` for the tensors at hand.
@@ -43,7 +45,7 @@ import torch
 
 from .. import reference
 from ..registry import OPS, Family, OpSpec
-from . import native_backend, native_loader, torch_backend, triton_backend
+from . import native_backend, native_divergence, native_loader, torch_backend, triton_backend, triton_divergence
 from .modes import transformed
 
 BACKENDS = {"torch": torch_backend, "triton": triton_backend, "native": native_backend}
@@ -221,8 +223,8 @@ def _selected(x: torch.Tensor):
 
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     """Run ``spec`` on the backend selected for the tensors' device."""
-    if spec.family is Family.DIVERGENCE:  # no kernel yet: the reference on every backend
-        return spec.reference(*tensors, **kwargs, reduction=reduction)
+    if spec.family is Family.DIVERGENCE:
+        return _divergence(spec, tensors, kwargs, reduction)
     x = tensors[0]
     compiling = torch.compiler.is_compiling()
     if compiling:
@@ -250,6 +252,24 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
         return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
     return backend.penalty(tensors[0], float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)),
                            reduction)
+
+
+# the divergences' entry points, one per fused backend (to become ``backend.divergence`` when
+# triton_divergence / native_divergence are merged into triton_backend / native_backend)
+_DIVERGENCE = {triton_backend: triton_divergence, native_backend: native_divergence}
+
+
+def _divergence(spec: OpSpec, tensors, kwargs: dict, reduction: str):
+    """A divergence on the backend selected for the tensors' device: the fused kernels
+    (inputs promoted to one dtype, as the pair losses), or the reference (the torch
+    backend, under ``torch.compile`` and under ``torch.func`` transforms)."""
+    if torch.compiler.is_compiling() or transformed():
+        backend = torch_backend
+    else:
+        backend = _selected(tensors[0])
+    if backend is torch_backend:
+        return spec.reference(*tensors, **kwargs, reduction=reduction)
+    return _DIVERGENCE[backend].divergence(spec.name, _promoted(*tensors), kwargs, reduction)
 
 
 def feature_matching(reals, fakes, p: int, reduction: str):

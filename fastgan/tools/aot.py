@@ -39,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import feature, losses, penalty
-    for mod in (losses, penalty, feature):
+    from ..kernels import divergence, feature, losses, penalty
+    for mod in (losses, penalty, feature, divergence):
         yield from mod.specializations()
 
 
