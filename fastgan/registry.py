@@ -54,8 +54,9 @@ class Family(enum.Enum):
     # sums of their derivatives in the same pass, so the backward is one element-wise pass; RpGAN
     # one pass over both tensors each way.  The backend's ``relativistic(name, real, fake, reduction)``
     RELATIVISTIC = "relativistic"
-    # the divergences (gaussian_kl, kl_div_logits, js_div_logits): no kernel yet, every
-    # backend runs the reference
+    # the divergences (gaussian_kl, kl_div_logits, js_div_logits): their own kernels
+    # (kernels/divergence.py, csrc/divergence.cpp), reached through each fused backend's
+    # divergence(name, tensors, kwargs, reduction)
     DIVERGENCE = "divergence"
     # feature matching: maps of real and fake features, lists of them as multi-discriminators
     # return them (``backends.feature_matching``: one fused op over every map)

@@ -12,9 +12,8 @@ picks the backend for the tensors' device and calls it once:
   (``OpSpec.lower``) and the inputs in one dtype; lists of discriminators
   ``pair_loss_list`` (``run_list``) and feature matching ``feature_matching``.
 
-The divergences (``Family.DIVERGENCE``) have no kernel yet and run the reference on
-every backend.  The relativistic losses run the reference under ``torch.compile``
-(their kernels have no custom op yet).
+The divergences and the relativistic losses run the reference under ``torch.compile``
+(their kernels have no custom op yet) and under ``torch.func`` transforms.
 
 Each backend module also has ``status() -> (usable, reason)`` for this process and
 ``check_device(device) -> None | reason`` for the tensors at hand.
@@ -223,11 +222,9 @@ def _selected(x: torch.Tensor):
 
 def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
     """Run ``spec`` on the backend selected for the tensors' device."""
-    if spec.family is Family.DIVERGENCE:  # no kernel yet: the reference on every backend
-        return spec.reference(*tensors, **kwargs, reduction=reduction)
     x = tensors[0]
     compiling = torch.compiler.is_compiling()
-    if compiling and spec.family is Family.RELATIVISTIC:  # no custom op for the fused kernels yet
+    if compiling and spec.family in (Family.RELATIVISTIC, Family.DIVERGENCE):  # no custom op for their kernels yet
         return spec.reference(*tensors, **kwargs, reduction=reduction)
     if compiling:
         backend = BACKENDS[_resolve_for_compile(get_backend(), x.device.type)]
@@ -248,6 +245,8 @@ def run(spec: OpSpec, tensors, kwargs: dict, reduction: str):
             # "none" of inputs of two dtypes: each side's terms in its input's dtype
             return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)
         return out
+    if spec.family is Family.DIVERGENCE:
+        return backend.divergence(spec.name, _promoted(*tensors), kwargs, reduction)
     if spec.family is Family.RELATIVISTIC:
         real, fake = _promoted(*tensors)
         out = backend.relativistic(spec.name, real, fake, reduction)

@@ -39,7 +39,7 @@ import filelock
 import torch
 
 
-CPU_SOURCES = ("ops.cpp", "cpu.cpp", "relativistic.cpp")
+CPU_SOURCES = ("ops.cpp", "cpu.cpp", "relativistic.cpp", "divergence.cpp")
 CUDA_SOURCES = ("cuda.cu",)
 CFLAGS = ("-O3", "-march=native", "-fopenmp")
 CUDA_CFLAGS = ("-O3", "--expt-relaxed-constexpr")

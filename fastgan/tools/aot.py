@@ -39,8 +39,8 @@ from typing import Dict, List
 
 
 def _entries():
-    from ..kernels import losses, multi, penalty, relativistic
-    for mod in (losses, penalty, multi, relativistic):
+    from ..kernels import divergence, losses, multi, penalty, relativistic
+    for mod in (losses, penalty, multi, relativistic, divergence):
         yield from mod.specializations()
 
 
