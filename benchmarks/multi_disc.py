@@ -218,7 +218,8 @@ def main(argv=None) -> int:
     sep = "|" + "---|" * (head.count("|") - 1)
     md = ["# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
           f"Machine: {device_name('cpu')}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}.  Shared with other work.",
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+          f"load average at the start {os.getloadavg()[0]:.1f}.",
           f"Command: `python benchmarks/multi_disc.py {' '.join(argv or sys.argv[1:])}`", "",
           *lines, "", "Interleaved rounds; each cell: median of round medians [min–max], ms; ratios per round.", "",
           head, sep, *rows, ""]
