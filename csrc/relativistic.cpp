@@ -1,5 +1,5 @@
 // fastgan native CPU kernels of the relativistic losses, RaGAN and RpGAN (raw ops, no
-// autograd: fastgan/backends/native_relativistic.py wraps them in an autograd.Function).
+// autograd: fastgan/backends/native_backend.py wraps them in an autograd.Function).
 //
 // The math is in kernels/relativistic.py's docstring.  RaGAN: the two batch sums, then one
 // pass per side computing BCE(x − ȳ, t_r) / BCE(y − x̄, t_f) and, when reduced, in the same
