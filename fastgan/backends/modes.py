@@ -12,6 +12,8 @@ import torch
 import torch.autograd.forward_ad as _forward_ad
 from torch import Tensor
 
+from ..registry import OPS
+
 
 def compiling() -> bool:
     return torch.compiler.is_compiling()
@@ -55,3 +57,10 @@ def reference_vjp(fn, inputs: Sequence[Optional[Tensor]], grads: Sequence[Tensor
         wrt = [v for v, need in zip(views, needs) if v is not None and need]
         res = iter(torch.autograd.grad(outs, wrt, list(grads), create_graph=create_graph, allow_unused=True))
     return [next(res) if (x is not None and need) else None for x, need in zip(inputs, needs)]
+
+
+def op_vjp(name: str, kwargs: dict, reduction: str, inputs, grads, needs):
+    """``reference_vjp`` of the registry op ``name`` called with ``kwargs`` and ``reduction``
+    (the fallback backward of the fused backends' per-op autograd Functions)."""
+    ref = OPS[name].reference
+    return reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads, needs)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..registry import OPS, PairOptions, Reduction
 from . import native_loader
-from .modes import compiling, reference_vjp, vmapped
+from .modes import compiling, op_vjp, reference_vjp, vmapped
 
 _REDUCTION = {r.name.lower(): int(r) for r in Reduction}
 
@@ -192,11 +192,6 @@ def _raw():
     return torch.ops.fastgan_native
 
 
-def _relativistic_vjp(name: str, reduction: str, real: Tensor, fake: Tensor, grads: Sequence[Tensor], needs):
-    ref = OPS[name].reference
-    return reference_vjp(lambda a, b: ref(a, b, reduction=reduction), [real, fake], grads, needs)
-
-
 class _RaGAN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, name: str, reduction: str, real, fake):
@@ -212,7 +207,7 @@ class _RaGAN(torch.autograd.Function):
         real, fake = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
         if torch.is_grad_enabled() or vmapped(grads):
-            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, grads, needs)
+            g_r, g_f = op_vjp(name, {}, reduction, [real, fake], grads, needs)
         else:
             g_r, g_f = _raw().ragan_bwd(real, fake, RAGAN_LABELS[name], _REDUCTION[reduction], ctx.stats,
                                         list(grads), list(needs))
@@ -232,7 +227,7 @@ class _RpGAN(torch.autograd.Function):
         real, fake = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
         if torch.is_grad_enabled() or vmapped([up]):
-            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, [up], needs)
+            g_r, g_f = op_vjp(name, {}, reduction, [real, fake], [up], needs)
         else:
             g_r, g_f = _raw().rpgan_bwd(real, fake, RPGAN_GEN[name], _REDUCTION[reduction], up, list(needs))
         return None, None, (g_r if needs[0] else None), (g_f if needs[1] else None)
@@ -304,9 +299,8 @@ class _Divergence(torch.autograd.Function):
         a, b, *saved = ctx.saved_tensors
         needs = ctx.needs_input_grad[3:]
         if torch.is_grad_enabled() or vmapped([up]):
-            ref = OPS[name].reference
             kw = {} if name == "gaussian_kl" else {"dim": dim}
-            grads = reference_vjp(lambda x, y: ref(x, y, **kw, reduction=reduction), [a, b], [up], needs)
+            grads = op_vjp(name, kw, reduction, [a, b], [up], needs)
             return (None, None, None, *grads)
         ops = _div_ops()
         red = _REDUCTION[reduction]

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .. import reference
 from ..registry import OPS, Kind, PairOptions, Side
-from .modes import compiling, reference_vjp, vmapped
+from .modes import compiling, op_vjp, reference_vjp, vmapped
 
 _import_error: Optional[str] = None
 _status: Optional[Tuple[bool, str]] = None
@@ -549,10 +549,9 @@ class _PairLoss(torch.autograd.Function):
         if compiling():
             g_r, g_f = _pair_loss_bwd_op(real, fake, int(opts.kind), opts.params(), reduction, list(grads))
         elif torch.is_grad_enabled() or vmapped(grads):
-            ref = OPS[name].reference
             inputs = [real, fake] if real is not None else [fake]
             needs = ctx.needs_input_grad[4:] if real is not None else ctx.needs_input_grad[5:]
-            res = reference_vjp(lambda *xs: ref(*xs, **kwargs, reduction=reduction), inputs, grads, needs)
+            res = op_vjp(name, kwargs, reduction, inputs, grads, needs)
             g_r, g_f = res if real is not None else (None, res[0])
         else:
             g_r, g_f = pair_backward(real, fake, opts, reduction, grads)
@@ -827,11 +826,6 @@ def rpgan_backward(real: Tensor, fake: Tensor, gen: int, reduction: str, up: Ten
 
 # --------------------------------------------------------------------------- autograd
 
-def _relativistic_vjp(name: str, reduction: str, real: Tensor, fake: Tensor, grads, needs):
-    ref = OPS[name].reference
-    return reference_vjp(lambda a, b: ref(a, b, reduction=reduction), [real, fake], grads, needs)
-
-
 class _RaGAN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, name: str, reduction: str, real, fake):
@@ -847,7 +841,7 @@ class _RaGAN(torch.autograd.Function):
         real, fake = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
         if torch.is_grad_enabled() or vmapped(grads):
-            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, grads, needs)
+            g_r, g_f = op_vjp(name, {}, reduction, [real, fake], grads, needs)
         else:
             g_r, g_f = ragan_backward(real, fake, RAGAN_LABELS[name], reduction, ctx.stats, grads, needs)
         return None, None, g_r, g_f
@@ -866,7 +860,7 @@ class _RpGAN(torch.autograd.Function):
         real, fake = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
         if torch.is_grad_enabled() or vmapped([up]):
-            g_r, g_f = _relativistic_vjp(name, reduction, real, fake, [up], needs)
+            g_r, g_f = op_vjp(name, {}, reduction, [real, fake], [up], needs)
         else:
             g_r, g_f = rpgan_backward(real, fake, RPGAN_GEN[name], reduction, up, needs)
         return None, None, g_r, g_f
@@ -1019,9 +1013,8 @@ class _Divergence(torch.autograd.Function):
         a, b, *saved = ctx.saved_tensors
         needs = ctx.needs_input_grad[3:]
         if torch.is_grad_enabled() or vmapped([up]):
-            ref = OPS[name].reference
             kw = {} if name == "gaussian_kl" else {"dim": dim}
-            grads = reference_vjp(lambda x, y: ref(x, y, **kw, reduction=reduction), [a, b], [up], needs)
+            grads = op_vjp(name, kw, reduction, [a, b], [up], needs)
         elif name == "gaussian_kl":
             grads = gkl_backward(a, b, reduction, up, needs)
         else:
