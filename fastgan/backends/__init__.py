@@ -55,7 +55,18 @@ class _Override(threading.local):
 
 
 _override = _Override()
-_default = {"name": None}  # the process default; None until first read
+
+
+def _env_default() -> dict:
+    """The initial process default, read from ``FASTGAN_BACKEND`` at import: reading it
+    at the first call would write module state inside the first ``torch.compile``
+    trace, and Dynamo's restart of that trace then diverges from the first pass
+    (``SpeculationLogDivergence``).  A bad value is kept as its error, raised at use."""
+    env = os.environ.get("FASTGAN_BACKEND", "auto").strip() or "auto"
+    try:
+        return {"name": _check_name(env), "error": None}
+    except ValueError as exc:
+        return {"name": None, "error": f"FASTGAN_BACKEND: {exc}"}
 
 
 def _check_name(name) -> str:
@@ -66,13 +77,12 @@ def _check_name(name) -> str:
     return name
 
 
+_default = _env_default()  # the process default: {"name", "error"}
+
+
 def _process_default() -> str:
     if _default["name"] is None:
-        env = os.environ.get("FASTGAN_BACKEND", "auto").strip() or "auto"
-        try:
-            _default["name"] = _check_name(env)
-        except ValueError as exc:
-            raise ValueError(f"FASTGAN_BACKEND: {exc}") from None
+        raise ValueError(_default["error"])
     return _default["name"]
 
 
