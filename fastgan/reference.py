@@ -236,12 +236,13 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, *, reduction: str = "mean"):
     (dim 0).  Written ``½ Σ_j (mu² + expm1(logvar) − logvar)`` (no cancellation of the 1)."""
     m, lv = _up(mu), _up(logvar)
     terms = 0.5 * (m * m + torch.expm1(lv) - lv)
-    terms = terms.reshape(terms.shape[0], -1).sum(dim=1) if terms.dim() > 1 else terms
+    terms = terms.flatten(1).sum(dim=1) if terms.dim() > 1 else terms
     return _reduce(terms, reduction).to(torch.promote_types(mu.dtype, logvar.dtype))
 
 
 def _rows(terms: Tensor, dim: int, reduction: str, like: Tensor) -> Tensor:
-    """Sum over the distribution dim; "mean" averages over the distributions (batchmean)."""
+    """Sum over the distribution dim; "mean" averages over the distributions (every position
+    but ``dim``: torch's "batchmean" only for 2-D logits with ``dim=-1``)."""
     return _reduce(terms.sum(dim=dim), reduction).to(like.dtype)
 
 
@@ -254,7 +255,7 @@ def _xlogy_ratio(p: Tensor, lp: Tensor, lq: Tensor) -> Tensor:
 def kl_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
     """KL(P ‖ Q) = ``Σ P·(log P − log Q)`` between ``softmax(p_logits)`` and ``softmax(q_logits)``
     along ``dim``, from ``log_softmax`` (stable at logits of ±1e4; ``0·log 0 = 0``).
-    "mean" averages over the distributions (torch's ``kl_div(reduction="batchmean")``)."""
+    "mean" averages over the distributions (every position but ``dim``; see ``_rows``)."""
     lp = torch.log_softmax(_up(p_logits), dim=dim)
     lq = torch.log_softmax(_up(q_logits), dim=dim)
     return _rows(_xlogy_ratio(lp.exp(), lp, lq), dim, reduction,
@@ -268,7 +269,13 @@ def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reductio
     latter's second derivative is inf/inf = nan where the two differ by ~1e4)."""
     lp = torch.log_softmax(_up(p_logits), dim=dim)
     lq = torch.log_softmax(_up(q_logits), dim=dim)
-    lm = torch.logsumexp(torch.stack((lp, lq)), dim=0) - math.log(2.0)
+    # where P = Q = 0 (both −inf) the terms are 0 whatever log M is, but logsumexp's
+    # derivative there is exp(−inf − (−inf)) = nan, and 0·nan reaches the gradient: such
+    # entries take log M of two zeros instead (the double-where, exact to every order)
+    both = (lp == -math.inf) & (lq == -math.inf)
+    zero = torch.zeros_like(lp)
+    lm = torch.logsumexp(torch.stack((torch.where(both, zero, lp), torch.where(both, zero, lq))), dim=0) \
+        - math.log(2.0)
     terms = 0.5 * (_xlogy_ratio(lp.exp(), lp, lm) + _xlogy_ratio(lq.exp(), lq, lm))
     return _rows(terms, dim, reduction, torch.empty((), dtype=torch.promote_types(p_logits.dtype, q_logits.dtype)))
 
@@ -314,12 +321,22 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     if reduction != "none":
         return out * weight if weight != 1.0 else out
     out = [o * weight for o in out] if weight != 1.0 else out
-    if isinstance(fake_feats, Tensor):
-        return out[0]
+    return nest_like(fake_feats, out)
+
+
+def nest_like(feats, flat: list):
+    """The flat list of per-map results ``flat`` nested as ``feats`` was: a tensor for a
+    tensor, a list for a flat list, and per discriminator a list of maps for a nested one."""
+    if isinstance(feats, Tensor):
+        return flat[0]
     grouped, k = [], 0
-    for gs in fakes:
-        grouped.append(out[k:k + len(gs)])
-        k += len(gs)
+    for f in feats:
+        if isinstance(f, Tensor):
+            grouped.append(flat[k])
+            k += 1
+        else:
+            grouped.append(flat[k:k + len(f)])
+            k += len(f)
     return grouped
 
 

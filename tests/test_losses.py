@@ -2,13 +2,15 @@
 values and gradients against the float64 reference."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from fastgan.tools.cases import DTYPES, CASES, REDUCTIONS
 
 from .conftest import DEVICES, runnable, usable_backends
-from .helpers import check_against_reference
+from .helpers import as_tuple, call, check_against_reference
 
 # (real shape, fake shape); single-input ops use the first
 SHAPES = {
@@ -67,19 +69,45 @@ def test_non_contiguous(name, reduction, backend, device):
     check_against_reference(spec, backend, views, {}, reduction, gen)
 
 
+def _empty_expected(spec, shape, reduction):
+    """What torch gives for an empty batch, written from its rules rather than the
+    reference: the mean of nothing is nan, the sum 0, "none" the terms' (empty) shape.
+    (A 1-D divergence input is one empty distribution: its sum over nothing is 0.)"""
+    from fastgan.registry import Family
+    family = spec.spec.family
+    if family is Family.DIVERGENCE and spec.name != "gaussian_kl" and len(shape) == 1:
+        return [torch.tensor(0.0)] if reduction != "none" else [torch.zeros(())]
+    if reduction != "none":
+        return [torch.tensor(math.nan if reduction == "mean" else 0.0)]
+    if family is Family.PENALTY or spec.name == "gaussian_kl":
+        return [torch.zeros(0)]  # per sample
+    if family is Family.DIVERGENCE:
+        return [torch.zeros(shape[:-1])]  # dim=-1 removed
+    return [torch.zeros(shape)] * (2 if spec.is_discriminator else 1)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (0, 2, 3)], ids=str)
 @pytest.mark.parametrize("name", list(CASES))
-def test_empty(name, reduction, backend, device):
-    """Empty inputs behave as torch does (mean of nothing is nan), without crashing."""
+def test_empty(name, shape, reduction, backend, device):
+    """Empty batches behave as torch does (mean of nothing is nan, the sum 0, "none" the
+    empty terms), without crashing, on every backend, for every rank (``gaussian_kl`` on
+    ``zeros(0, 3)`` raised inside the reference: issue 22, item 4)."""
     if not runnable(backend, device):
         pytest.skip(f"{backend} does not run on {device}")
     spec = CASES[name]
-    shapes = [(0,)] * len(spec.args)
+    shapes = [shape] * len(spec.args)
     tensors = spec.make_inputs(shapes, torch.float32, device)
     check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
-    if spec.is_discriminator:  # one side empty, the other not
+    import fastgan
+    with fastgan.use_backend(backend):
+        got = as_tuple(call(spec, tensors, {}, reduction))
+    for g, want in zip(got, _empty_expected(spec, shape, reduction)):
+        assert g.shape == want.shape, (g.shape, want.shape)
+        torch.testing.assert_close(g.cpu().float(), want, equal_nan=True)
+    if spec.is_discriminator and len(shape) == 1:  # one side empty, the other not
         tensors = spec.make_inputs([(0,), (5,)], torch.float32, device)
         check_against_reference(spec, backend, tensors, {}, reduction, torch.Generator().manual_seed(0))
 

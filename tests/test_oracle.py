@@ -124,3 +124,21 @@ def test_backend_against_reference_at_special_points(name, i, backend):
     for a, b in zip(g, gr):
         _assert_close(a.double(), b.double(), f"{name} {opts} float32 grads [{backend}]",
                       dict(rtol=2e-6, atol=2e-6))
+
+
+@pytest.mark.parametrize("name,i", POINTS)
+def test_torch_func_at_special_points(name, i):
+    """``torch.func.grad`` (what vmap/jacrev users and compile's functionalisation run: the
+    reference's derivative) equals the closed form at the special points too; the
+    divergences' zero-probability entries gave nan there (issue 22, item 1)."""
+    spec, tensors, opts, diff = _case(name, i, torch.float64)
+    _, derivs = spec.closed_form(tensors, opts)
+    argnums = tuple(k for k, d in enumerate(diff) if d)
+
+    def total(*xs):
+        return sum(o.sum() for o in as_tuple(call(spec, xs, opts, "sum")))
+
+    got = torch.func.grad(total, argnums=argnums)(*tensors)
+    want = [d for d, flag in zip(derivs, diff) if flag]
+    for k, (g, (w, _)) in zip(argnums, zip(got, want)):
+        _assert_close(g, w, f"{name} {opts} torch.func d/d{spec.args[k]}", F64)

@@ -417,7 +417,12 @@ def _gaussian_closed(xs, opts):
 def _dist_special(dtype):
     p = torch.tensor([[0.0, 0.0, 0.0], [1e4, -1e4, 0.0], [2.0, -1.0, 0.5], [0.0, 3.0, -1e4]], dtype=dtype)
     q = torch.tensor([[1.0, 0.0, -1.0], [-1e4, 1e4, 0.0], [2.0, -1.0, 0.5], [1e4, 0.0, 0.0]], dtype=dtype)
-    return [([p, q], {}, (True, True)), ([p.t().contiguous(), q.t().contiguous()], {"dim": 0}, (True, True))]
+    # zero-probability entries (−inf logits): in P alone, in both, and in Q where P is 0
+    # too (where Q alone is 0 and P is not, KL is +inf: no derivative to check)
+    pz = torch.tensor([[0.0, -_INF, -_INF], [1.0, 2.0, 3.0], [-_INF, 0.0, 1.0], [-_INF, -_INF, 5.0]], dtype=dtype)
+    qz = torch.tensor([[0.0, 1.0, -_INF], [1.0, 2.0, 0.0], [-_INF, 0.5, 2.0], [0.0, -_INF, -1e4]], dtype=dtype)
+    return [([p, q], {}, (True, True)), ([p.t().contiguous(), q.t().contiguous()], {"dim": 0}, (True, True)),
+            ([pz, qz], {}, (True, True))]
 
 
 def _softmaxes(xs, opts):
