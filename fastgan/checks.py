@@ -80,3 +80,11 @@ def check_bool(name: str, v) -> bool:
     if not isinstance(v, bool):
         raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
     return v
+
+
+def check_p(p) -> int:
+    """Feature matching's exponent: 1 or 2, as an int (``2.0`` and numpy scalars are
+    accepted and become ``2``: every backend takes the int)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    return int(p)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
+import torch
 from torch import Tensor, nn
 
 from . import functional as F
@@ -47,15 +48,26 @@ def _mode(name: str, value, allowed) -> str:
     return value
 
 
+def _one_side(loss, x: Tensor, real: bool, **options) -> Tensor:
+    """The mean of one side's terms of the fused pair loss ``loss`` (the other side empty).
+    Half types: the terms summed in float32 (their float16 sum passes 65 504 at ~10^5
+    terms), as torch's own mean does; float32/64: the fused sum over ``numel``."""
+    none = x.new_empty(0)
+    args = (x, none) if real else (none, x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        terms = loss(*args, reduction="none", **options)[0 if real else 1]
+        return (terms.sum(dtype=torch.float32) / x.numel()).to(x.dtype)
+    return loss(*args, reduction="sum", **options) / x.numel()
+
+
 def _bce(x: Tensor, label: float) -> Tensor:
     """``mean BCEwithlogits(x, label)`` (one side of the fused pair loss)."""
-    return F.bce_d_loss(x, x.new_empty(0), real_label=label, reduction="sum") / x.numel()
+    return _one_side(F.bce_d_loss, x, True, real_label=label)
 
 
 def _hinge_d(x: Tensor, real: bool) -> Tensor:
     """``mean relu(1 − x)`` (real) or ``mean relu(1 + x)`` (fake): one side of the fused hinge."""
-    none = x.new_empty(0)
-    return F.hinge_d_loss(*((x, none) if real else (none, x)), reduction="sum") / x.numel()
+    return _one_side(F.hinge_d_loss, x, real)
 
 
 def _mse(x: Tensor, label: float) -> Tensor:
@@ -145,9 +157,11 @@ class SPADEGANLoss(nn.Module):
         return _hinge_d(x, target_is_real)
 
     def forward(self, input, target_is_real: bool, for_discriminator: bool = True) -> Tensor:
+        if isinstance(input, Tensor):
+            return self._one(input, target_is_real, for_discriminator)
         scores = _scores(input)
         total = sum(self._one(x, target_is_real, for_discriminator) for x in scores)
-        return total / len(scores)
+        return (total / len(scores)).reshape(1)  # SPADE's list result has shape (1,)
 
 
 def hifigan_discriminator_loss(real_outputs: Sequence[Tensor], fake_outputs: Sequence[Tensor]

@@ -20,8 +20,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import backends
-from .checks import (FLOAT_SET, REDUCTIONS, DTypeError, ShapeError, check_bool, check_number,  # noqa: F401
+from . import backends, reference
+from .checks import (FLOAT_SET, REDUCTIONS, DTypeError, ShapeError, check_bool, check_number, check_p,  # noqa: F401
                      check_real_tensor, check_reduction, check_same_device, check_tensor)
 from .penalties import (clip_weights_, dragan_penalty, drift_penalty, grad_norm_penalty, gradient_penalty,  # noqa: F401
                         r1_penalty, r2_penalty)
@@ -68,8 +68,7 @@ def _call_list(name: str, tensors, kwargs: dict, reduction: str, per_discriminat
     first = None
     for i, members in enumerate(zip(*tensors)):
         for arg, x in zip(spec.args, members):
-            if not isinstance(x, Tensor):
-                raise TypeError(f"{name}: {arg}[{i}] must be a Tensor, got {type(x).__name__}")
+            check_tensor(f"{name}: {arg}[{i}]", x)
             if first is None:
                 first = (f"{arg}[{i}]", x.device)
             elif x.device != first[1]:
@@ -269,9 +268,11 @@ def _distributions(name: str, p_logits: Tensor, q_logits: Tensor, dim, reduction
 def kl_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reduction: str = "mean"):
     """KL(P ‖ Q) between ``softmax(p_logits)`` and ``softmax(q_logits)`` along ``dim``:
     ``Σ P·(log P − log Q)``, stable at logits of ±1e4, ``0·log 0 = 0``.  "mean" averages over
-    the distributions (torch's ``kl_div(..., reduction="batchmean")`` with both in log
-    space; note torch's argument order is ``kl_div(log Q, log P)``); "none" has ``dim``
-    removed.  Fused over the distribution dim (``dim`` moved last: one copy when it is
+    the distributions, i.e. every position but ``dim`` (for 2-D logits with ``dim=-1`` that
+    is torch's ``kl_div(log Q, log P, reduction="batchmean", log_target=True)``; for 3-D
+    logits torch's "batchmean" divides by the first dim alone, fastgan by the number of
+    distributions, e.g. per token of a ``B×T×V`` tensor); "sum" sums them; "none" has
+    ``dim`` removed.  Fused over the distribution dim (``dim`` moved last: one copy when it is
     not last or the input is not contiguous; long rows split across programs on the
     triton backend); the backward reads the forward's saved per-row log-normalisers."""
     return _distributions("kl_div_logits", p_logits, q_logits, dim, reduction)
@@ -312,12 +313,11 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     check_reduction(reduction)
     weight = check_number("weight", weight)
     detach_real = check_bool("detach_real", detach_real)
-    if isinstance(p, bool) or p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    p = check_p(p)
     reals, fakes = _maps("real_feats", real_feats), _maps("fake_feats", fake_feats)
     if len(reals) != len(fakes):
         raise ValueError(f"real_feats has {len(reals)} discriminators, fake_feats {len(fakes)}")
-    flat_r, flat_g, counts = [], [], []
+    flat_r, flat_g = [], []
     for d, (rs, gs) in enumerate(zip(reals, fakes)):
         if len(rs) != len(gs):
             raise ValueError(f"discriminator {d}: real_feats has {len(rs)} maps, fake_feats {len(gs)}")
@@ -334,19 +334,12 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
             r = r.detach() if detach_real else r
             flat_r.append(r if r.dtype == g.dtype else r.to(g.dtype))
             flat_g.append(g)
-        counts.append(len(gs))
     if not flat_g:
         raise ValueError("feature_matching_loss: no feature maps")
     out = backends.feature_matching(flat_r, flat_g, p, reduction)
     if reduction == "none":
         out = [o * weight for o in out] if weight != 1.0 else out
-        if isinstance(fake_feats, Tensor):  # one map: its terms, as a tensor
-            return out[0]
-        nested, k = [], 0
-        for c in counts:
-            nested.append(out[k:k + c])
-            k += c
-        return nested
+        return reference.nest_like(fake_feats, out)
     return out * weight if weight != 1.0 else out
 
 

@@ -67,8 +67,13 @@ def lazy_adam_hparams(lr: float, betas: Tuple[float, float], every: int) -> Tupl
     with ``c = every / (every + 1)``, the learning rate ``lr·c`` and the betas ``β^c``
     (``β₁^c``, ``β₂^c``).  Returns ``(lr, (beta1, beta2))``."""
     lr = check_number("lr", lr)
+    if lr < 0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     b1, b2 = (check_number(f"betas[{i}]", b) for i, b in enumerate(betas))
+    for i, b in enumerate((b1, b2)):
+        if not 0.0 <= b < 1.0:  # torch.optim.Adam's range
+            raise ValueError(f"betas[{i}] must be in [0, 1), got {b}")
     c = _check_every(every) / (every + 1)
     return lr * c, (b1 ** c, b2 ** c)

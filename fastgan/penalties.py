@@ -197,7 +197,8 @@ def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5
 
     That is the authors' implementation's form: perturbed samples ``x_p = x + c·std(x)·u``
     with ``u ~ U[0, 1)`` per element (``noise``; drawn when None) and ``std`` over the whole
-    batch (unbiased, torch's default), then a per-sample ``alpha ~ U[0, 1)`` (shape
+    batch as the authors' numpy code takes it (``X.std()``: the population std, ddof 0;
+    torch's default would be the unbiased one), then a per-sample ``alpha ~ U[0, 1)`` (shape
     ``(B,)``) between ``x`` and ``x_p``.  Pass ``alpha`` and ``noise`` to reproduce a run
     (e.g. the same draws on every rank).  ``scaler`` as in ``gradient_penalty``."""
     _check_critic(critic)
@@ -215,8 +216,8 @@ def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5
             raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
                              f"{tuple(noise.shape)} on {noise.device}")
     a = _alpha(alpha, x, x.dtype)
-    # one std over the batch (a sample of one element has no spread: std is nan, as torch's)
-    x_hat = (x + a * (c * x.std()) * noise.detach().to(x.dtype)).requires_grad_(True)
+    # one population std over the batch (numpy's X.std(), ddof 0: one element has std 0)
+    x_hat = (x + a * (c * x.std(correction=0)) * noise.detach().to(x.dtype)).requires_grad_(True)
     g, finish = _input_grads(critic, x_hat, scaler, "x_hat")
     return finish(w * grad_norm_penalty(g, center=1.0))
 

@@ -83,7 +83,7 @@ def test_list_errors_name_the_index():
     x = [torch.randn(3), torch.randn(2)]
     with pytest.raises(ValueError, match="real has 2 tensors and fake has 1"):
         F.hinge_d_loss(x, x[:1])
-    with pytest.raises(TypeError, match=r"fake\[1\] must be a Tensor"):
+    with pytest.raises(TypeError, match=r"fake\[1\] must be a torch.Tensor"):
         F.hinge_d_loss(x, [torch.randn(2), 3.0])
     with pytest.raises(TypeError, match="fake must be a list"):
         F.hinge_d_loss(x, torch.randn(3))

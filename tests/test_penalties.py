@@ -352,8 +352,11 @@ def test_clip_weights_():
 # --------------------------------------------------------------------------- DRAGAN and drift
 
 def _dragan_by_hand(critic, real, alpha, noise, c, weight):
-    """The authors' form written out: x_p = x + c·std(x)·u, x̂ = x + alpha·(x_p − x)."""
-    x_p = real + c * real.std() * noise
+    """The authors' form written out (kodalinaveen3/DRAGAN, DRAGAN.ipynb's perturbation
+    ``X + 0.5 * X.std() * np.random.random(X.shape)``: numpy's std, ddof 0):
+    x_p = x + c·std(x)·u, x̂ = x + alpha·(x_p − x)."""
+    import numpy as np
+    x_p = real + c * float(np.std(real.detach().numpy())) * noise
     a = alpha.view(-1, *([1] * (real.dim() - 1)))
     x_hat = (real + a * (x_p - real)).detach().requires_grad_(True)
     (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
