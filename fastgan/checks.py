@@ -85,6 +85,8 @@ def check_bool(name: str, v) -> bool:
 def check_p(p) -> int:
     """Feature matching's exponent: 1 or 2, as an int (``2.0`` and numpy scalars are
     accepted and become ``2``: every backend takes the int)."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or p not in (1, 2):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a number (1 or 2), got {type(p).__name__}")
+    if p not in (1, 2):
         raise ValueError(f"p must be 1 or 2, got {p!r}")
     return int(p)

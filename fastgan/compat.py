@@ -19,7 +19,10 @@ projects):
   last tensor is the score): the mean over discriminators.  ``"hinge"`` for the
   discriminator is ``−mean(min(x − 1, 0))`` (real) and ``−mean(min(−x − 1, 0))`` (fake);
   for the generator ``−mean(x)``.  ``"original"`` is BCE with logits, ``"ls"`` MSE, ``"w"``
-  ``∓mean(x)``.
+  ``∓mean(x)``.  A list input gives shape ``(1,)`` and a tensor a 0-d loss, as SPADE's.
+  One difference, at a measure-zero set: exactly at ``x = ±1`` SPADE's ``torch.min(x − 1, 0)``
+  splits the tie and gives half the subgradient (``−1/(2n)``), fastgan's fused hinge
+  follows ``relu'(0) = 0`` (gradient 0 there); elsewhere values and gradients are equal.
 * ``hifigan_discriminator_loss(real_outputs, fake_outputs)``,
   ``hifigan_generator_loss(fake_outputs)``, ``hifigan_feature_loss(fmap_r, fmap_g)`` —
   HiFi-GAN's functions: LSGAN without ½ summed over discriminators (returning the

@@ -15,6 +15,7 @@ kernels, the native extension, or the pure-PyTorch reference.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import torch
@@ -258,8 +259,9 @@ def _distributions(name: str, p_logits: Tensor, q_logits: Tensor, dim, reduction
     if p_logits.shape != q_logits.shape:
         raise ShapeError(f"{name}: p_logits {tuple(p_logits.shape)} and q_logits {tuple(q_logits.shape)} "
                          "must have the same shape")
-    if isinstance(dim, bool) or not isinstance(dim, int):
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__}")
+    dim = int(dim)  # numpy integers too: the kernels and the C++ op take a Python int
     if p_logits.dim() == 0 or not -p_logits.dim() <= dim < p_logits.dim():
         raise ValueError(f"{name}: dim {dim} is out of range for logits of shape {tuple(p_logits.shape)}")
     return backends.run(spec, (p_logits, q_logits), {"dim": dim}, reduction)

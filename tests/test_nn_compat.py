@@ -147,6 +147,7 @@ def _check(ours_fn, theirs_fn, *shapes, seed=0):
     a = [x.clone().requires_grad_() for x in xs]
     b = [x.clone().requires_grad_() for x in xs]
     ours, theirs = ours_fn(*a), theirs_fn(*b)
+    assert ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
     for ga, gb in zip(torch.autograd.grad(ours, a, allow_unused=True),
                       torch.autograd.grad(theirs, b, allow_unused=True)):
@@ -179,7 +180,10 @@ def test_spade_multiscale(mode, is_real, for_d):
         return crit([[f1, s1], [f2, s2]], is_real, for_discriminator=for_d)
 
     def theirs(f1, s1, f2, s2):
-        return (_spade_one(mode, s1, is_real, for_d) + _spade_one(mode, s2, is_real, for_d)) / 2
+        # SPADE's models/networks/loss.py GANLoss.__call__ with a list: per scale
+        # torch.mean(loss.view(bs, -1), dim=1) with bs = 1 for a 0-d loss, so shape (1,)
+        return ((_spade_one(mode, s1, is_real, for_d).view(1, -1).mean(dim=1)
+                 + _spade_one(mode, s2, is_real, for_d).view(1, -1).mean(dim=1)) / 2)
 
     _check(ours, theirs, (2, 8, 4, 4), (2, 1, 6, 6), (2, 8, 2, 2), (2, 1, 3, 3))
 
