@@ -330,3 +330,102 @@ def test_cuda_rows_get_the_bandwidth_model_fraction():
     table = bench.format_table({"meta": {**meta, "threads": 1, "copy_gb_per_s": 2000.0, "torch": "x",
                                          "triton": "y", "timer": "t"}, "rows": rows, "skipped": {}})
     assert "model 50" in table
+
+
+# --------------------------------------------------------------------------- bad input to the command
+
+def _no_run(monkeypatch):
+    def run(*a, **k):
+        raise AssertionError("the bench started timing")
+    monkeypatch.setattr(bench, "run", run)
+
+
+def _exit_2(capsys, argv):
+    """``fastgan bench ARGV`` must stop with an argument error (exit 2, no traceback): its stderr."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert "Traceback" not in err and "error:" in err
+    return err
+
+
+WRONG_SHAPES = {
+    "null": None, "number": 3, "list": [], "rows-null": {"rows": None}, "no-meta": {"rows": []},
+    "meta-a-list": {"meta": [], "rows": []},
+    "rows-a-dict": {"meta": {}, "rows": {}},
+    "row-a-number": {"meta": {}, "rows": [3]},
+    "row-without-op": {"meta": {}, "rows": [{"size": "4096", "mode": "fwd", "provider": "eager", "median_us": 1.0}]},
+    "op-a-number": {"meta": {}, "rows": [{"op": 1, "size": "4096", "mode": "fwd", "provider": "eager",
+                                          "median_us": 1.0}]},
+    "median-a-string": {"meta": {}, "rows": [{"op": "hinge_d_loss", "size": "4096", "mode": "fwd",
+                                              "provider": "eager", "median_us": "fast"}]},
+    "median-nan": {"meta": {}, "rows": [{"op": "hinge_d_loss", "size": "4096", "mode": "fwd",
+                                         "provider": "eager", "median_us": float("nan")}]},
+    "speedup-a-list": {"meta": {}, "rows": [{"op": "hinge_d_loss", "size": "4096", "mode": "fwd",
+                                             "provider": "fastgan-torch", "median_us": 1.0,
+                                             "speedup_vs_eager": [1]}]},
+    "settings-of-the-wrong-type": {"meta": {"device": "tpu", "rounds": "seven"}, "rows": []},
+}
+
+
+@pytest.mark.parametrize("which", ["old", "new", "only"])
+@pytest.mark.parametrize("shape", list(WRONG_SHAPES))
+def test_compare_file_of_the_wrong_shape_is_an_argument_error(tmp_path, monkeypatch, capsys, shape, which):
+    _no_run(monkeypatch)
+    good, bad = tmp_path / "good.json", tmp_path / f"{shape}.json"
+    good.write_text(json.dumps(_run([50.0] * 7)))
+    bad.write_text(json.dumps(WRONG_SHAPES[shape]))
+    files = {"old": [bad, good], "new": [good, bad], "only": [bad]}[which]
+    err = _exit_2(capsys, ["--compare", *map(str, files)])
+    assert "argument --compare" in err and str(bad) in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "fast"])
+def test_min_run_time_must_be_a_positive_finite_number(monkeypatch, capsys, value):
+    _no_run(monkeypatch)
+    err = _exit_2(capsys, ["--quick", f"--min-run-time={value}"])
+    assert "argument --min-run-time" in err and value in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "-0.5", "ten"])
+def test_fail_on_regression_must_be_a_finite_percentage(tmp_path, capsys, value):
+    old, slow = tmp_path / "old.json", tmp_path / "slow.json"
+    old.write_text(json.dumps(_run([50.0, 51.0, 49.5, 50.5, 50.0, 52.0, 49.0])))
+    slow.write_text(json.dumps(_run([100.0, 102.0, 99.0, 101.0, 100.0, 104.0, 98.0])))  # 2x slower
+    err = _exit_2(capsys, ["--compare", str(old), str(slow), "--fail-on-regression", value])
+    assert "argument --fail-on-regression" in err and value in err
+    # zero is a threshold: any slowdown beyond noise fails
+    assert cli.main(["bench", "--compare", str(old), str(slow), "--fail-on-regression", "0"]) == 1
+
+
+def _two_runs(tmp_path):
+    old, slow = tmp_path / "old.json", tmp_path / "slow.json"
+    old.write_text(json.dumps(_run([50.0, 51.0, 49.5, 50.5, 50.0, 52.0, 49.0])))
+    slow.write_text(json.dumps(_run([65.0, 66.3, 64.4, 65.7, 65.0, 67.6, 63.7])))
+    return old, slow
+
+
+def test_compare_writes_the_comparison_as_json_and_csv(tmp_path, capsys):
+    old, slow = _two_runs(tmp_path)
+    j, c = tmp_path / "cmp.json", tmp_path / "cmp.csv"
+    assert cli.main(["bench", "--compare", str(old), str(slow), "--json", str(j), "--csv", str(c)]) == 0
+    data = json.loads(j.read_text())
+    assert data["old"]["path"] == str(old) and data["new"]["path"] == str(slow)
+    native = next(d for d in data["diffs"] if d["provider"] == "fastgan-native")
+    assert native["verdict"] == "slower" and native["change"] == pytest.approx(0.30, abs=0.01)
+    import csv
+    rows = list(csv.DictReader(open(c)))
+    assert len(rows) == len(data["diffs"]) == 2
+    assert {r["provider"]: r["verdict"] for r in rows}["fastgan-native"] == "slower"
+    # the comparison is not a run: given to --compare it is refused, saying what it is
+    err = _exit_2(capsys, ["--compare", str(j), str(slow)])
+    assert str(j) in err and "comparison" in err
+
+
+def test_compare_refuses_the_plot(tmp_path, capsys):
+    old, slow = _two_runs(tmp_path)
+    p = tmp_path / "cmp.png"
+    err = _exit_2(capsys, ["--compare", str(old), str(slow), "--plot", str(p)])
+    assert "argument --plot" in err and "--compare" in err
+    assert not p.exists()

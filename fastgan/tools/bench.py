@@ -49,6 +49,7 @@ import csv
 import datetime as _dt
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -62,7 +63,7 @@ import torch
 
 from .. import backends
 from . import bandwidth
-from .args import check_outputs, positive_int
+from .args import InputJson, OutputFile, nonnegative_float, positive_float, positive_int
 from ..registry import Family
 from .cases import CASES
 
@@ -878,7 +879,7 @@ def _plot_speedups(result, rows, path, mode):
                  f"interleaved rounds, bars: interquartile range of per-round ratios)\n"
                  f"{m['device_name']}, torch {m['torch']}, {m['timestamp'][:10]}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -917,7 +918,7 @@ def _plot_sweep(result, rows, path, mode):
     fig.suptitle(f"fastgan bench ({mode}; median of interleaved rounds, bars: IQR; x: noisy)\n"
                  f"{m['device_name']}, torch {m['torch']}", fontsize=10 if cols > 2 else 8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -1022,6 +1023,85 @@ def _settings(meta: dict) -> dict:
             "provider_filter": meta.get("providers"), "rounds": meta.get("rounds", ROUNDS)}
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+ROW_TEXT = ("op", "size", "mode", "provider")
+ROW_NUMBERS = ("median_us", "lo_us", "hi_us", "min_us", "max_us", "speedup_vs_eager", "speedup_vs_eager_lo",
+               "speedup_vs_eager_hi")
+
+
+def result_problem(data) -> Optional[str]:
+    """Why ``data`` (a parsed JSON file) is not a bench run that ``--compare`` can read, or None:
+    an object with ``meta`` (an object; the settings a re-run takes from it of their types) and
+    ``rows`` (a list of objects: op, size, mode, provider as text; a time, or an error)."""
+    if isinstance(data, dict) and "diffs" in data:
+        return "it is a comparison (written by --compare ... --json), not a run"
+    if not isinstance(data, dict):
+        return f"the top level is {type(data).__name__ if data is not None else 'null'}, not an object"
+    for key, kind in (("meta", dict), ("rows", list)):
+        if not isinstance(data.get(key), kind):
+            return f"{key!r} is {'missing' if key not in data else type(data[key]).__name__}, not " \
+                   f"{'an object' if kind is dict else 'a list'}"
+    for i, r in enumerate(data["rows"]):
+        if not isinstance(r, dict):
+            return f"rows[{i}] is {type(r).__name__}, not an object"
+        for key in ROW_TEXT:
+            if not isinstance(r.get(key), str):
+                return f"rows[{i}][{key!r}] is {'missing' if key not in r else type(r[key]).__name__}, not text"
+        if "error" in r:
+            continue
+        if not (_number(r.get("median_us")) and r["median_us"] > 0):
+            return f"rows[{i}]['median_us'] is {r.get('median_us', 'missing')!r}, not a positive number"
+        for key in ROW_NUMBERS:
+            if key in r and not _number(r[key]):
+                return f"rows[{i}][{key!r}] is {r[key]!r}, not a finite number"
+    m = data["meta"]
+    checks = (("device", lambda v: v in ("cpu", "cuda"), "'cpu' or 'cuda'"),
+              ("quick", lambda v: isinstance(v, bool), "true or false"),
+              ("ops", lambda v: v is None or (isinstance(v, list) and set(v) <= set(CASES)), "null or a list of ops"),
+              ("modes", lambda v: v is None or (isinstance(v, list) and set(v) <= set(MODES)),
+               f"null or a list of {', '.join(MODES)}"),
+              ("providers", lambda v: v is None or (isinstance(v, list) and set(v) <= set(PROVIDERS)),
+               "null or a list of providers"),
+              ("min_run_time_s", lambda v: v is None or (_number(v) and v > 0), "a positive number"),
+              ("rounds", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+              ("timestamp", lambda v: v is None or isinstance(v, str), "text"),
+              ("git_commit", lambda v: v is None or isinstance(v, str), "text"),
+              ("device_name", lambda v: v is None or isinstance(v, str), "text"))
+    for key, ok, what in checks:
+        if key in m and not ok(m[key]):
+            return f"meta[{key!r}] is {m[key]!r}, not {what}"
+    return None
+
+
+BENCH_JSON = "a fastgan bench JSON file"
+COMPARE_KEYS = ["op", "size", "mode", "provider", "old_us", "new_us", "change", "verdict", "old_speedup",
+                "new_speedup", "speedup_change", "speedup_verdict", "noisy", "regression"]
+
+
+def comparison(diffs: List[dict], old, new, new_result: dict, by: str, threshold: Optional[float]) -> dict:
+    """What ``--compare ... --json`` writes: both runs' files and meta, the settings of the
+    comparison and its rows (``diffs``); after a fresh run (one file given), that run too."""
+    out = {"kind": "fastgan bench --compare", "old": {"path": old.path, "meta": old.data["meta"]},
+           "new": {"path": new.path if new else None, "meta": new_result["meta"]}, "by": by,
+           "min_change": MIN_CHANGE, "fail_on_regression_pct": threshold,
+           "slower": sum(d["verdict"] == "slower" for d in diffs),
+           "faster": sum(d["verdict"] == "faster" for d in diffs), "diffs": diffs}
+    if new is None:
+        out["new_run"] = new_result
+    return out
+
+
+def write_compare_csv(diffs: List[dict], path: str) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COMPARE_KEYS)
+        for d in diffs:
+            w.writerow([d.get(k, "") for k in COMPARE_KEYS])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="fastgan bench", description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -1030,17 +1110,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--mode", action="append", choices=list(MODES), help="only this mode (repeatable)")
     p.add_argument("--provider", action="append", choices=list(PROVIDERS),
                    help="only this provider (repeatable); fastgan-torch is the reference fallback")
-    p.add_argument("--min-run-time", type=float,
+    p.add_argument("--min-run-time", type=positive_float,
                    help="seconds of timing per provider and mode, shared by the rounds (default 0.1 quick, 0.3)")
     p.add_argument("--rounds", type=positive_int, default=ROUNDS,
                    help=f"interleaved rounds per case (default {ROUNDS})")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--csv", help="write the results as CSV here")
-    p.add_argument("--plot", help="write a PNG here: speed-up bars (one size per op) or time vs size per op")
-    p.add_argument("--compare", nargs="+", metavar="JSON",
+    p.add_argument("--json", type=OutputFile(), help="write the results as JSON here (with --compare: the comparison)")
+    p.add_argument("--csv", type=OutputFile(), help="write the results as CSV here (with --compare: the comparison)")
+    p.add_argument("--plot", type=OutputFile("matplotlib"),
+                   help="write a PNG here: speed-up bars (one size per op) or time vs size per op (not with --compare)")
+    p.add_argument("--compare", nargs="+", metavar="JSON", type=InputJson(result_problem, BENCH_JSON),
                    help="OLD.json [NEW.json]: per row, the change and whether it is beyond both runs' noise; "
                         "with one file, against a fresh run with OLD's settings")
-    p.add_argument("--fail-on-regression", type=float, metavar="PCT",
+    p.add_argument("--fail-on-regression", type=nonnegative_float, metavar="PCT",
                    help="with --compare: exit 1 if a row is slower by more than PCT %% beyond noise")
     p.add_argument("--compare-by", choices=["time", "speedup"], default="time",
                    help="what --fail-on-regression looks at: the time, or the speed-up vs eager (which cancels "
@@ -1053,21 +1134,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("argument --compare: at most two files (OLD.json [NEW.json])")
     if a.fail_on_regression is not None and not a.compare:
         p.error("argument --fail-on-regression: only with --compare")
-    old = new = None
-    if a.compare:
-        try:
-            old, new = (_load(path) for path in a.compare + [None] * (2 - len(a.compare)))
-        except (OSError, ValueError, KeyError) as exc:
-            p.error(f"argument --compare: {exc}")
+    if a.plot and a.compare:
+        p.error("argument --plot: not with --compare (the picture is of one run: fastgan bench ... --plot P.png)")
+    old, new = (a.compare + [None])[:2] if a.compare else (None, None)
     if new is None and a.device == "cuda" and not torch.cuda.is_available():
         print("fastgan bench: --device cuda asked for, but there is no CUDA device", file=sys.stderr)
         return 2
-    check_outputs(p, a, ("--json", "--csv", "--plot"))  # before any timing
     if new is not None:
-        result = new
+        result = new.data
     else:
         if old is not None:
-            s = _settings(old["meta"])
+            s = _settings(old.data["meta"])
             if s["device"] == "cuda" and not torch.cuda.is_available():
                 print("fastgan bench: the old run is on CUDA, and there is no CUDA device", file=sys.stderr)
                 return 2
@@ -1077,6 +1154,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result = run(a.device, a.quick, a.op, tuple(a.mode or MODES), a.min_run_time, not a.no_progress,
                          a.provider, a.rounds, threads=a.threads)
         print(format_table(result))
+    errors = [r for r in result["rows"] if "error" in r]
+    if old is None:
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(result, f, indent=1)
@@ -1084,11 +1163,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             write_csv(result, a.csv)
         if a.plot:
             plot(result, a.plot)
-    errors = [r for r in result["rows"] if "error" in r]
-    if old is None:
         return 1 if errors else 0
-    diffs = compare(old, result, a.compare_by)
-    print(("\n" if new is None else "") + format_compare(diffs, old, result))
+    diffs = compare(old.data, result, a.compare_by)
+    print(("\n" if new is None else "") + format_compare(diffs, old.data, result))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(comparison(diffs, old, new, result, a.compare_by, a.fail_on_regression), f, indent=1)
+    if a.csv:
+        write_compare_csv(diffs, a.csv)
     if a.fail_on_regression is not None:
         bad = [d for d in diffs if 100 * d["regression"] > a.fail_on_regression]
         if bad:
@@ -1097,13 +1179,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                       for d in bad[:10]))
             return 1
     return 1 if errors else 0
-
-
-def _load(path: Optional[str]) -> Optional[dict]:
-    if path is None:
-        return None
-    with open(path) as f:
-        data = json.load(f)
-    if "rows" not in data or "meta" not in data:
-        raise ValueError(f"{path}: not a fastgan bench JSON file (no rows/meta)")
-    return data
