@@ -202,18 +202,79 @@ def test_table_csv_and_summary_show_noisy_rows(tmp_path):
     assert "2 rows, 0 noisy" in clean and "--min-run-time" not in clean.splitlines()[-1]
 
 
-def test_plot_bars_for_one_size_and_lines_for_a_sweep(tmp_path):
+def _quick_with_lists():
+    """A quick run's shape: one size per op, the pair losses also a list case (HiFi-GAN's 8 lists)."""
+    rows = []
+    for op, size in (("hinge_d_loss", "4096"), ("hinge_d_loss", "hifigan-8-lists"), ("grad_norm_penalty", "16x3x16x16")):
+        eager = [100.0] * 5
+        for prov, t in (("eager", 100.0), ("compile", 80.0), ("fastgan-native", 40.0)):
+            r = _row(op, prov, [t] * 5, size=size, eager_us=eager)
+            q = bench.summarize([c / x for c, x in zip([80.0] * 5, [t] * 5)])
+            r.update(speedup_vs_compile=q["median"], speedup_vs_compile_lo=q["q1"], speedup_vs_compile_hi=q["q3"])
+            rows.append(r)
+    rows[2].update(noisy=True, speedup_vs_eager_lo=2.0, speedup_vs_eager_hi=3.0)  # hinge_d_loss[4096] native
+    return _result(rows)
+
+
+def test_quick_plot_is_speedup_bars_with_list_cases_on_their_own(tmp_path):
     pytest.importorskip("matplotlib")
-    bars = tmp_path / "bars.png"
-    bench.plot(_run([50.0] * 7, noisy_native=True), str(bars))
-    assert bars.read_bytes()[:4] == b"\x89PNG"
+    import matplotlib.pyplot as plt
+    from matplotlib.container import BarContainer, ErrorbarContainer
+    res = _quick_with_lists()
+    path = tmp_path / "quick.png"
+    lay = bench.plot(res, str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert lay["kind"] == "speedups" and lay["refs"] == ["eager", "compile"]
+    assert [(g["op"], g["size"], g["lists"]) for g in lay["groups"]] == [
+        ("hinge_d_loss", "4096", False), ("hinge_d_loss", "hifigan-8-lists", True),
+        ("grad_norm_penalty", "16x3x16x16", False)]
+    for ref, others in (("eager", ["compile", "fastgan-native"]), ("compile", ["eager", "fastgan-native"])):
+        bars = lay["bars"][ref]
+        assert [(b["group"], b["provider"]) for b in bars] == [(g, p) for g in range(3) for p in others]
+    native = next(b for b in lay["bars"]["eager"] if b["group"] == 0 and b["provider"] == "fastgan-native")
+    assert (native["value"], native["lo"], native["hi"], native["noisy"]) == (2.5, 2.0, 3.0, True)
+    fig = bench.figure(res, lay)
+    try:
+        top, bottom = fig.axes[:2]
+        assert "eager" in top.get_ylabel() and "compile" in bottom.get_ylabel()
+        assert [t.get_text() for t in top.get_xticklabels()] == [
+            "hinge_d_loss", "hinge_d_loss\n[hifigan-8-lists]", "grad_norm_penalty"]
+        for ax in (top, bottom):
+            assert sum(isinstance(c, BarContainer) for c in ax.containers) == 6
+            assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == 6  # an error bar a bar
+        hatched = [c for c in top.containers if isinstance(c, BarContainer) and c.patches[0].get_hatch()]
+        assert len(hatched) == 1  # the noisy row
+        legend = [t.get_text() for t in top.get_legend().get_texts()]
+        assert "noisy" in legend and any("list case" in t for t in legend)
+    finally:
+        plt.close(fig)
+
+
+def test_sweep_plot_never_joins_a_list_case_to_the_sizes(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
     sweep = _result([_row("hinge_d_loss", p, [t * k] * 3, size=label, numel=n)
                      for p, t in (("eager", 100.0), ("fastgan-native", 50.0))
-                     for label, n, k in (("256", 512, 1), ("2^20", 2 ** 21, 100))])
+                     for label, n, k in (("256", 512, 1), ("2^20", 2 ** 21, 100), ("hifigan-8-lists", 16000, 3))])
     sweep["rows"][1]["copy_gb_per_s"] = 10.0
     path = tmp_path / "sweep.png"
-    bench.plot(sweep, str(path))
+    lay = bench.plot(sweep, str(path))
     assert path.read_bytes()[:4] == b"\x89PNG"
+    assert lay["kind"] == "sweep"
+    panel = lay["panels"]["hinge_d_loss"]
+    assert {p: [x[0] for x in pts] for p, pts in panel["lines"].items()} == {
+        "eager": [512, 2 ** 21], "fastgan-native": [512, 2 ** 21]}
+    assert panel["points"] == {"eager": [("hifigan-8-lists", 16000, 300.0)],
+                               "fastgan-native": [("hifigan-8-lists", 16000, 150.0)]}
+    fig = bench.figure(sweep, lay)
+    try:
+        ax = fig.axes[0]
+        for line in ax.get_lines():
+            xs = list(line.get_xdata())
+            if 16000 in xs:  # the list case's markers: alone, no line through them
+                assert xs == [16000] and line.get_linestyle() == "None"
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- comparing runs

@@ -501,7 +501,8 @@ def _rows(case: Case, per: Dict[tuple, List[float]], warm: Dict[tuple, dict], pe
             continue
         s = summarize(vals)
         w = warm[(prov, mode)]
-        row = {"op": case.op, "size": case.label, "numel": case.numel, "mode": mode, "provider": prov,
+        row = {"op": case.op, "size": case.label, "numel": case.numel, "lists": case.lists, "mode": mode,
+               "provider": prov,
                "median_us": round(s["median"] * 1e6, 3), "lo_us": round(s["q1"] * 1e6, 3),
                "hi_us": round(s["q3"] * 1e6, 3), "min_us": round(s["min"] * 1e6, 3),
                "max_us": round(s["max"] * 1e6, 3), "spread": round(s["spread"], 4), "rounds": len(vals),
@@ -815,48 +816,105 @@ def write_csv(result: dict, path: str) -> None:
             w.writerow([r.get(k, "") for k in CSV_KEYS] + [meta[k] for k in meta])
 
 
-def plot(result: dict, path: str, mode: str = "fwd+bwd") -> None:
-    """One size per op (the quick run): bars of the speed-up vs eager and vs compile.
-    A size sweep: time vs size per op, with the copy-bound time where bandwidth applies."""
+def list_row(r: dict) -> bool:
+    """Whether a row is of a list case (one tensor per discriminator): its own bar, never a point
+    of a size sweep.  Rows of older runs do not say: their size label tells."""
+    if "lists" in r:
+        return bool(r["lists"])
+    return r["size"] in {c.label for c in cases(True) + cases(False) if c.lists}
+
+
+def layout(result: dict, mode: str = "fwd+bwd") -> dict:
+    """What ``plot`` draws, as data.  ``kind`` "speedups" when every op has one size besides its
+    list cases (the quick run): ``groups``, one per op and size, a list case a group of its own
+    (``lists`` True); ``bars`` per reference ("eager", "compile"): one per group and provider
+    with the median of the per-round ratios, its quartiles (``lo``, ``hi``: the error bar) and
+    ``noisy``.  Else ``kind`` "sweep": per op, ``lines`` (provider -> [(elements, µs, lo, hi,
+    noisy)] over the sizes) and ``points`` (the list cases: provider -> [(size, elements, µs)]),
+    never joined to the lines."""
+    rows = [r for r in result["rows"] if r.get("mode") == mode and "median_us" in r]
+    sizes: Dict[str, set] = {}
+    for r in rows:
+        if not list_row(r):
+            sizes.setdefault(r["op"], set()).add(r["size"])
+    provs = list(dict.fromkeys(r["provider"] for r in rows))
+    if all(len(s) <= 1 for s in sizes.values()):
+        groups = list(dict.fromkeys((r["op"], r["size"], list_row(r)) for r in rows))
+        refs = [ref for ref in ("eager", "compile") if any(f"speedup_vs_{ref}" in r for r in rows)]
+        bars = {}
+        for ref in refs:
+            bars[ref] = [{"group": i, "provider": r["provider"], "value": r[f"speedup_vs_{ref}"],
+                          "lo": r.get(f"speedup_vs_{ref}_lo", r[f"speedup_vs_{ref}"]),
+                          "hi": r.get(f"speedup_vs_{ref}_hi", r[f"speedup_vs_{ref}"]), "noisy": bool(r.get("noisy"))}
+                         for i, (op, size, _) in enumerate(groups) for r in rows
+                         if (r["op"], r["size"]) == (op, size) and r["provider"] != ref and f"speedup_vs_{ref}" in r]
+        return {"kind": "speedups", "mode": mode, "providers": provs,
+                "groups": [{"op": op, "size": size, "lists": lists} for op, size, lists in groups],
+                "refs": refs, "bars": bars}
+    panels = {}
+    for op in dict.fromkeys(r["op"] for r in rows):
+        lines: Dict[str, list] = {}
+        points: Dict[str, list] = {}
+        for r in rows:
+            if r["op"] != op:
+                continue
+            if list_row(r):
+                points.setdefault(r["provider"], []).append((r["size"], r["numel"], r["median_us"]))
+            else:
+                lines.setdefault(r["provider"], []).append(
+                    (r["numel"], r["median_us"], r.get("lo_us", r["median_us"]), r.get("hi_us", r["median_us"]),
+                     bool(r.get("noisy"))))
+        bound = sorted({(r["numel"], min_bytes_of_row(r) / (r["copy_gb_per_s"] * 1e9) * 1e6)
+                        for r in rows if r["op"] == op and r.get("copy_gb_per_s") and not list_row(r)})
+        panels[op] = {"lines": {p: sorted(v) for p, v in lines.items()}, "points": points, "copy_bound": bound}
+    return {"kind": "sweep", "mode": mode, "providers": provs, "panels": panels}
+
+
+def plot(result: dict, path: str, mode: str = "fwd+bwd") -> dict:
+    """Write the PNG: the quick run's speed-up bars, or a size sweep's time vs size per op
+    (``layout`` says which, and is returned)."""
     import matplotlib
     matplotlib.use("Agg")
-    rows = [r for r in result["rows"] if r.get("mode") == mode and "median_us" in r]
-    sizes = {}
-    for r in rows:
-        sizes.setdefault(r["op"], set()).add(r["size"])
-    if rows and max(len(s) for s in sizes.values()) == 1:
-        _plot_speedups(result, rows, path, mode)
-    else:
-        _plot_sweep(result, rows, path, mode)
+    import matplotlib.pyplot as plt
+    lay = layout(result, mode)
+    fig = figure(result, lay)
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+    return lay
 
 
-def _plot_speedups(result, rows, path, mode):
+def figure(result: dict, lay: dict):
+    """The matplotlib figure of ``layout(result)``."""
+    return (_speedup_figure if lay["kind"] == "speedups" else _sweep_figure)(result, lay)
+
+
+def _speedup_figure(result, lay):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    ops = list(dict.fromkeys(r["op"] for r in rows))
-    provs = list(dict.fromkeys(r["provider"] for r in rows))
-    colors = {p: f"C{i}" for i, p in enumerate(provs)}
-    refs = [ref for ref in ("eager", "compile") if any(f"speedup_vs_{ref}" in r for r in rows)]
-    fig, axes = plt.subplots(len(refs), 1, figsize=(max(9, 0.95 * len(ops)), 3.8 * len(refs)), squeeze=False)
+    groups, mode = lay["groups"], lay["mode"]
+    colors = {p: f"C{i}" for i, p in enumerate(lay["providers"])}
+    refs = lay["refs"] or ["eager"]
+    fig, axes = plt.subplots(len(refs), 1, figsize=(max(9, 0.75 * len(groups) + 3), 3.8 * len(refs)), squeeze=False)
+    noisy_any = any(b["noisy"] for bars in lay["bars"].values() for b in bars)
     for ax, ref in zip(axes[:, 0], refs):
-        shown = [p for p in provs if p != ref]
+        bars = lay["bars"].get(ref, [])
+        shown = list(dict.fromkeys(b["provider"] for b in bars))
         width = 0.8 / max(len(shown), 1)
         lo_all, hi_all = [1.0], [1.0]
-        for j, prov in enumerate(shown):
-            for i, op in enumerate(ops):
-                r = next((r for r in rows if r["op"] == op and r["provider"] == prov), None)
-                if r is None or f"speedup_vs_{ref}" not in r:
-                    continue
-                v, lo, hi = r[f"speedup_vs_{ref}"], r[f"speedup_vs_{ref}_lo"], r[f"speedup_vs_{ref}_hi"]
-                x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, v - 1.0, width, bottom=1.0, color=colors[prov], alpha=0.45 if r.get("noisy") else 0.9,
-                       hatch="//" if r.get("noisy") else None, edgecolor="k", linewidth=0.4)
-                ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], fmt="none", ecolor="k", capsize=2, lw=0.8)
-                lo_all.append(lo)
-                hi_all.append(hi)
-                up = v >= 1.0
-                ax.annotate(f"{v:.2f}", (x, hi if up else lo), xytext=(0, 2 if up else -2), textcoords="offset points",
-                            ha="center", va="bottom" if up else "top", fontsize=5.5, rotation=90)
+        for i, g in enumerate(groups):
+            if g["lists"]:
+                ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0)
+        for b in bars:
+            v, lo, hi = b["value"], b["lo"], b["hi"]
+            x = b["group"] - 0.4 + width * (shown.index(b["provider"]) + 0.5)
+            ax.bar(x, v - 1.0, width, bottom=1.0, color=colors[b["provider"]], alpha=0.45 if b["noisy"] else 0.9,
+                   hatch="//" if b["noisy"] else None, edgecolor="k", linewidth=0.4, label=b["provider"])
+            ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], fmt="none", ecolor="k", capsize=2, lw=0.8)
+            lo_all.append(lo)
+            hi_all.append(hi)
+            up = v >= 1.0
+            ax.annotate(f"{v:.2f}", (x, hi if up else lo), xytext=(0, 2 if up else -2), textcoords="offset points",
+                        ha="center", va="bottom" if up else "top", fontsize=5.5, rotation=90)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         lo_lim, hi_lim = min(lo_all) / 1.5, max(hi_all) * 1.5
@@ -865,45 +923,49 @@ def _plot_speedups(result, rows, path, mode):
         ax.set_yticks(ticks)
         ax.set_yticklabels([f"{t:g}x" for t in ticks])
         ax.minorticks_off()
-        ax.set_xticks(range(len(ops)))
-        ax.set_xticklabels(ops, rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([f"{g['op']}\n[{g['size']}]" if g["lists"] else g["op"] for g in groups],
+                           rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(f"speed-up vs {ref}\n(>1: faster than {ref})", fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         handles = [Patch(facecolor=colors[p], edgecolor="k", label=provider_label(p)) for p in shown]
-        if any(r.get("noisy") for r in rows):
+        if noisy_any:
             handles.append(Patch(facecolor="white", edgecolor="k", hatch="//", label="noisy"))
+        if any(g["lists"] for g in groups):
+            handles.append(Patch(facecolor="0.92", label="list case (one tensor per discriminator)"))
         ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     m = result["meta"]
-    sizes = ", ".join(sorted({r["size"] for r in rows}))
+    sizes = ", ".join(dict.fromkeys(g["size"] for g in groups if not g["lists"]))
     fig.suptitle(f"fastgan bench: how much faster ({mode}, size {sizes}; median of {m.get('rounds', '?')} "
                  f"interleaved rounds, bars: interquartile range of per-round ratios)\n"
-                 f"{m['device_name']}, torch {m['torch']}, {m['timestamp'][:10]}", fontsize=9)
+                 f"{m.get('device_name')}, torch {m.get('torch')}, {str(m.get('timestamp', ''))[:10]}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return fig
 
 
-def _plot_sweep(result, rows, path, mode):
+def _sweep_figure(result, lay):
     import matplotlib.pyplot as plt
-    ops = list(dict.fromkeys(r["op"] for r in rows))
-    cols = max(1, min(4, len(ops)))
-    nrows = max(1, (len(ops) + cols - 1) // cols)
+    panels, mode = lay["panels"], lay["mode"]
+    cols = max(1, min(4, len(panels)))
+    nrows = max(1, (len(panels) + cols - 1) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax, op in zip(axes.flat, ops):
-        sub = [r for r in rows if r["op"] == op]
-        for prov in dict.fromkeys(r["provider"] for r in sub):
-            pts = sorted((r["numel"], r["median_us"], r.get("lo_us", r["median_us"]), r.get("hi_us", r["median_us"]),
-                          r.get("noisy", False)) for r in sub if r["provider"] == prov)
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            line = ax.errorbar(xs, ys, yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], marker="o",
-                               ms=4, capsize=2, label=provider_label(prov), linestyle="--" if prov == FALLBACK else "-")
+    colors = {p: f"C{i}" for i, p in enumerate(lay["providers"])}
+    for ax, (op, panel) in zip(axes.flat, panels.items()):
+        for prov, pts in panel["lines"].items():
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                        yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], marker="o", ms=4, capsize=2,
+                        color=colors[prov], label=provider_label(prov), linestyle="--" if prov == FALLBACK else "-")
             noisy = [p for p in pts if p[4]]
             if noisy:
-                ax.plot([p[0] for p in noisy], [p[1] for p in noisy], "x", color=line[0].get_color(), ms=9)
-        bw = sorted({(r["numel"], min_bytes_of_row(r) / (r["copy_gb_per_s"] * 1e9) * 1e6)
-                     for r in sub if r.get("copy_gb_per_s")})
-        if bw:
-            ax.plot([b[0] for b in bw], [b[1] for b in bw], color="grey", lw=2, alpha=0.6, ls=":",
+                ax.plot([p[0] for p in noisy], [p[1] for p in noisy], "x", color=colors[prov], ms=9)
+        for prov, pts in panel["points"].items():  # list cases: markers of their own, never on a line
+            ax.plot([p[1] for p in pts], [p[2] for p in pts], "*", color=colors[prov], ms=9, linestyle="none",
+                    label=None if prov in panel["lines"] else provider_label(prov))
+            for size, numel, us in pts:
+                ax.annotate(size, (numel, us), xytext=(4, 0), textcoords="offset points", fontsize=5)
+        if panel["copy_bound"]:
+            ax.plot(*zip(*panel["copy_bound"]), color="grey", lw=2, alpha=0.6, ls=":",
                     label="copy-bound (min bytes / copy GB/s)")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -912,14 +974,14 @@ def _plot_sweep(result, rows, path, mode):
         ax.set_ylabel(f"{mode} time (µs)", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(ops):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     m = result["meta"]
-    fig.suptitle(f"fastgan bench ({mode}; median of interleaved rounds, bars: IQR; x: noisy)\n"
-                 f"{m['device_name']}, torch {m['torch']}", fontsize=10 if cols > 2 else 8)
+    fig.suptitle(f"fastgan bench ({mode}; median of interleaved rounds, bars: IQR; x: noisy; *: list case, "
+                 f"not on the size sweep)\n{m.get('device_name')}, torch {m.get('torch')}",
+                 fontsize=10 if cols > 2 else 8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    return fig
 
 
 def min_bytes_of_row(r: dict) -> int:
