@@ -336,11 +336,15 @@ def test_compare_with_one_file_reruns_with_its_settings(tmp_path, monkeypatch, c
     assert "2 rows compared" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--fail-on-regression", "5"], ["--compare", "a", "b", "c"]])
-def test_compare_bad_arguments(argv, capsys):
+@pytest.mark.parametrize("argv", [["--fail-on-regression", "5"], ["--compare-by", "speedup"], ["--compare", "a", "b", "c"]])
+def test_compare_bad_arguments(tmp_path, monkeypatch, argv, capsys):
+    _no_run(monkeypatch)
+    old, slow = _two_runs(tmp_path)
+    argv = [str(old) if a == "a" else str(slow) if a in "bc" else a for a in argv]
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench", *argv])
     assert exc.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err
 
 
 def test_compare_unreadable_file(tmp_path, capsys):
@@ -526,3 +530,21 @@ def test_bench_modules_import_no_cycle():
             reach(d, seen + [d])
     for name in BENCH_MODULES:
         reach(name, [name])
+
+
+@pytest.mark.parametrize("files", [1, 2])
+@pytest.mark.parametrize("option", [["--device", "cpu"], ["--quick"], ["--op", "hinge_d_loss"], ["--mode", "fwd"],
+                                    ["--provider", "eager"], ["--min-run-time", "0.5"], ["--rounds", "3"],
+                                    ["--threads", "1"]])
+def test_compare_refuses_the_run_options_it_would_ignore(tmp_path, monkeypatch, capsys, files, option):
+    """A re-run takes OLD's settings, two files are not run at all: a run option given with
+    --compare would be ignored, so it is refused (--threads is the re-run's, kept)."""
+    _no_run(monkeypatch)
+    old, slow = _two_runs(tmp_path)
+    argv = ["--compare", str(old), str(slow)][:1 + files] + option
+    if files == 1 and option[0] == "--threads":
+        with pytest.raises(AssertionError, match="started timing"):
+            cli.main(["bench", *argv])
+        return
+    err = _exit_2(capsys, argv)
+    assert f"argument {option[0]}" in err and "--compare" in err

@@ -444,3 +444,13 @@ def test_every_output_option_is_written_or_refused(tmp_path, capsys, cmd, option
             assert f"argument {option}" in err and not out.exists(), (name, err)
         else:
             assert code in (0, 1) and out.exists() and out.stat().st_size > 0, (name, code, err)
+
+
+@pytest.mark.parametrize("option", ["--steps", "--seeds"])
+def test_compare_quick_refuses_the_steps_and_seeds_it_would_ignore(monkeypatch, capsys, option):
+    from fastgan.tools import compare
+    _no_work(monkeypatch, compare)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "--quick", option, "3"])
+    assert exc.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err

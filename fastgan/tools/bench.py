@@ -73,10 +73,12 @@ __all__ = ["FALLBACK", "LOSS_SIZES", "MODES", "PENALTY_SHAPES", "PROVIDERS", "RO
            "provider_fn", "provider_label", "providers", "run", "slowed", "summarize", "time_fn", "verdict",
            "warm_up", "write_csv"]
 
+RUN_OPTIONS = ("--device", "--quick", "--op", "--mode", "--provider", "--min-run-time", "--rounds")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastgan bench", description=" ".join(__doc__.split("\n\n")[0].split()))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda where there is one, else cpu")
     p.add_argument("--quick", action="store_true", help="one small size per op, short timings (about a minute on CPU)")
     p.add_argument("--op", action="append", choices=list(CASES), help="only this op (repeatable)")
     p.add_argument("--mode", action="append", choices=list(MODES), help="only this mode (repeatable)")
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this provider (repeatable); fastgan-torch is the reference fallback")
     p.add_argument("--min-run-time", type=positive_float,
                    help="seconds of timing per provider and mode, shared by the rounds (default 0.1 quick, 0.3)")
-    p.add_argument("--rounds", type=positive_int, default=ROUNDS,
+    p.add_argument("--rounds", type=positive_int,
                    help=f"interleaved rounds per case (default {ROUNDS})")
     p.add_argument("--json", type=OutputFile(), help="write the results as JSON here (with --compare: the comparison)")
     p.add_argument("--csv", type=OutputFile(), help="write the results as CSV here (with --compare: the comparison)")
@@ -95,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with one file, against a fresh run with OLD's settings")
     p.add_argument("--fail-on-regression", type=nonnegative_float, metavar="PCT",
                    help="with --compare: exit 1 if a row is slower by more than PCT %% beyond noise")
-    p.add_argument("--compare-by", choices=["time", "speedup"], default="time",
-                   help="what --fail-on-regression looks at: the time, or the speed-up vs eager (which cancels "
+    p.add_argument("--compare-by", choices=["time", "speedup"],
+                   help="with --compare: what --fail-on-regression looks at (default time): the time, or the speed-up vs eager (which cancels "
                         "drift of a shared machine between the runs)")
     p.add_argument("--threads", type=positive_int,
                    help="torch threads on CPU (default: torch's number, or 1 where that many stall on a busy machine)")
@@ -109,11 +111,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.compare and len(a.compare) > 2:
         p.error("argument --compare: at most two files (OLD.json [NEW.json])")
-    if a.fail_on_regression is not None and not a.compare:
-        p.error("argument --fail-on-regression: only with --compare")
+    for opt in ("--fail-on-regression", "--compare-by"):
+        if getattr(a, opt[2:].replace("-", "_")) is not None and not a.compare:
+            p.error(f"argument {opt}: only with --compare")
+    a.compare_by = a.compare_by or "time"
     if a.plot and a.compare:
         p.error("argument --plot: not with --compare (the picture is of one run: fastgan bench ... --plot P.png)")
     old, new = (a.compare + [None])[:2] if a.compare else (None, None)
+    # what a run takes: with --compare, OLD's settings (one file) or no run at all (two)
+    for opt in RUN_OPTIONS + (("--threads",) if new is not None else ()):
+        if old is not None and getattr(a, opt[2:].replace("-", "_")) not in (None, False):
+            p.error(f"argument {opt}: not with --compare " + ("OLD NEW (nothing is run)" if new is not None else
+                                                             "OLD (the fresh run takes OLD's settings)"))
+    if a.device is None:
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
     if new is None and a.device == "cuda" and not torch.cuda.is_available():
         print("fastgan bench: --device cuda asked for, but there is no CUDA device", file=sys.stderr)
         return 2
@@ -129,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          s["provider_filter"], s["rounds"], threads=a.threads)
         else:
             result = run(a.device, a.quick, a.op, tuple(a.mode or MODES), a.min_run_time, not a.no_progress,
-                         a.provider, a.rounds, threads=a.threads)
+                         a.provider, a.rounds or ROUNDS, threads=a.threads)
         print(format_table(result))
     errors = [r for r in result["rows"] if "error" in r]
     if old is None:
