@@ -431,6 +431,8 @@ WRONG_SHAPES = {
                                              "provider": "fastgan-torch", "median_us": 1.0,
                                              "speedup_vs_eager": [1]}]},
     "settings-of-the-wrong-type": {"meta": {"device": "tpu", "rounds": "seven"}, "rows": []},
+    "ops-of-lists": {"meta": {"ops": [["hinge_d_loss"]]}, "rows": []},
+    "modes-of-objects": {"meta": {"modes": [{}]}, "rows": []},
 }
 
 

@@ -109,6 +109,10 @@ def _finite_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _names_or_null(v, known) -> bool:
+    return v is None or (isinstance(v, list) and all(isinstance(n, str) and n in known for n in v))
+
+
 ROW_TEXT = ("op", "size", "mode", "provider")
 ROW_NUMBERS = ("median_us", "lo_us", "hi_us", "min_us", "max_us", "speedup_vs_eager", "speedup_vs_eager_lo",
                "speedup_vs_eager_hi")
@@ -142,11 +146,9 @@ def result_problem(data) -> Optional[str]:
     m = data["meta"]
     checks = (("device", lambda v: v in ("cpu", "cuda"), "'cpu' or 'cuda'"),
               ("quick", lambda v: isinstance(v, bool), "true or false"),
-              ("ops", lambda v: v is None or (isinstance(v, list) and set(v) <= set(CASES)), "null or a list of ops"),
-              ("modes", lambda v: v is None or (isinstance(v, list) and set(v) <= set(MODES)),
-               f"null or a list of {', '.join(MODES)}"),
-              ("providers", lambda v: v is None or (isinstance(v, list) and set(v) <= set(PROVIDERS)),
-               "null or a list of providers"),
+              ("ops", lambda v: _names_or_null(v, CASES), "null or a list of ops"),
+              ("modes", lambda v: _names_or_null(v, MODES), f"null or a list of {', '.join(MODES)}"),
+              ("providers", lambda v: _names_or_null(v, PROVIDERS), "null or a list of providers"),
               ("min_run_time_s", lambda v: v is None or (_finite_number(v) and v > 0), "a positive number"),
               ("rounds", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
               ("timestamp", lambda v: v is None or isinstance(v, str), "text"),
