@@ -106,3 +106,11 @@ def test_markdown_is_labelled_predictions(tmp_path):
     # the committed table is the one the command writes
     assert open(TABLE, encoding="utf-8").read() == text, \
         "benchmarks/results/bandwidth-model.md is stale: rerun python -m fastgan.tools.bandwidth --markdown ..."
+
+
+def test_markdown_to_an_unwritable_path_is_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bw.main(["--markdown", str(tmp_path / "no" / "such" / "folder" / "model.md")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --markdown" in err and "does not exist" in err

@@ -67,6 +67,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..registry import OPS, Family
+from .args import OutputFile
 from .bench_cases import MODES, cases
 
 # ASSUMPTIONS (bytes read + written per second by a device-to-device copy); see the docstring
@@ -243,7 +244,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fastgan.tools.bandwidth",
                                 description="The bandwidth model: minimum bytes and predicted times "
                                             "(PREDICTIONS at assumed copy bandwidths).")
-    p.add_argument("--markdown", help="write the table here (else print it)")
+    p.add_argument("--markdown", type=OutputFile(), help="write the table here (else print it)")
     a = p.parse_args(argv)
     text = to_markdown()
     if a.markdown:
