@@ -11,11 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastgan.tools import bench
+from fastgan.tools import bench, bench_cases
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PROVIDERS = [p for p, why in bench.providers(DEVICE).items() if why is None]
-SMOKE = {("hinge_d_loss", "256"), ("grad_norm_penalty", "64x3x64x64"), ("binary_cross_entropy_with_logits", "256")}
+SMOKE = {("hinge_d_loss", "256"), ("grad_norm_penalty", "64x3x64x64"), ("binary_cross_entropy_with_logits", "256"),
+         ("hinge_d_loss", "hifigan-8-lists")}
 
 
 def _params():
@@ -46,7 +47,7 @@ def _compile_settings():
 def test_fwd_bwd(benchmark, case, provider):
     xs = case.inputs(DEVICE)
     fn = bench.provider_fn(provider, case)
-    diff = [x for x in xs if x.requires_grad]
+    diff = bench_cases.leaves(xs)  # a list case's arguments are lists of tensors
 
     def step():
         out = torch.autograd.grad(fn(*xs), diff)
@@ -58,4 +59,4 @@ def test_fwd_bwd(benchmark, case, provider):
         step()  # the first call (and the compile) outside the warm-up, as in fastgan bench
         benchmark.extra_info["warmup"] = bench.warm_up(step, DEVICE, max_s=2.0)
     grads = benchmark(step)
-    assert all(torch.isfinite(g).all() for g in grads)
+    assert len(grads) == len(diff) and all(torch.isfinite(g).all() for g in grads)

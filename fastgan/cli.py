@@ -83,7 +83,9 @@ def _build(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastgan`` parser: a subcommand each (``verify``, ``bench`` and ``compare`` forward
+    the rest of the command line to their tool's own parser)."""
     p = argparse.ArgumentParser(prog="fastgan", description="Fused GAN losses for PyTorch")
     # not required=True: with it, an unknown option before the command reads as a missing command
     sub = p.add_subparsers(dest="cmd")
@@ -98,7 +100,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("build", help="build the native C++/CUDA extension now; report where and how long")
     s.add_argument("--cuda-check", action="store_true",
                    help="also compile csrc/cuda.cu to object code with nvcc (no GPU needed)")
-    s.add_argument("--arch", type=int, action="append", help="compute capability for --cuda-check (repeatable)")
+    s.add_argument("--arch", type=positive_int, action="append",
+                   help="compute capability for --cuda-check, e.g. 90 (repeatable)")
     s.add_argument("--verbose", action="store_true")
     s.set_defaults(fn=_build)
     s = sub.add_parser("verify", help="every op x backend x device against the float64 reference",
@@ -110,6 +113,11 @@ def main(argv=None) -> int:
     s = sub.add_parser("compare", help="train small GANs per loss and measure the classic claims",
                        add_help=False)
     s.set_defaults(fn=None, forward="compare")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args, rest = p.parse_known_args(argv)
     if args.cmd is None:
         if rest:
@@ -125,6 +133,8 @@ def main(argv=None) -> int:
         return tool_main(rest)
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.cmd == "build" and args.arch and not args.cuda_check:
+        p.error("argument --arch: only with --cuda-check")
     return args.fn(args)
 
 

@@ -11,6 +11,8 @@ import torch
 
 from fastgan.registry import OPS
 from fastgan.tools import bandwidth as bw
+from fastgan.tools import bench_cases
+from fastgan.tools.bench_cases import Case
 from fastgan.tools.cases import CASES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,26 +78,18 @@ def test_predicted_seconds():
 
 
 def test_differentiable_matches_the_bench():
-    try:
-        from fastgan.tools.bench import Case
-    except ImportError:  # bench.py is being rewritten: its Case may move
-        pytest.skip("fastgan.tools.bench.Case not importable")
     for name in CASES:
-        spec = OPS[name]
-        try:
-            case = Case(name, "x", [(4,)] * len(spec.args))
-            want = tuple(case.differentiable)
-        except Exception:
-            pytest.skip("bench.Case changed")
-        assert bw.differentiable(name) == want, name
+        case = Case(name, "x", [(4,)] * len(OPS[name].args))
+        assert bw.differentiable(name) == tuple(case.differentiable), name
 
 
-def test_sizes_match_the_bench():
-    bench = pytest.importorskip("fastgan.tools.bench")
-    if hasattr(bench, "LOSS_SIZES"):
-        assert tuple(bench.LOSS_SIZES) == bw.BENCH_LOSS_SIZES
-    if hasattr(bench, "PENALTY_SHAPES"):
-        assert tuple(bench.PENALTY_SHAPES) == bw.BENCH_PENALTY_SHAPES
+def test_sizes_are_the_bench_sweep():
+    """The model's cases are the bench's (one definition, ``bench_cases``), list cases left out."""
+    from fastgan.tools.bench_cases import LOSS_SIZES, PENALTY_SHAPES, cases
+    assert bw.bench_cases() == [(c.op, c.label, list(c.shapes)) for c in cases() if not c.lists]
+    labels = {label for _, label, _ in bw.bench_cases()}
+    assert labels == {label for label, _ in LOSS_SIZES} | {"x".join(map(str, s)) for s in PENALTY_SHAPES}
+    assert bw.MODES is bench_cases.MODES
 
 
 def test_markdown_is_labelled_predictions(tmp_path):
@@ -112,3 +106,11 @@ def test_markdown_is_labelled_predictions(tmp_path):
     # the committed table is the one the command writes
     assert open(TABLE, encoding="utf-8").read() == text, \
         "benchmarks/results/bandwidth-model.md is stale: rerun python -m fastgan.tools.bandwidth --markdown ..."
+
+
+def test_markdown_to_an_unwritable_path_is_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bw.main(["--markdown", str(tmp_path / "no" / "such" / "folder" / "model.md")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --markdown" in err and "does not exist" in err

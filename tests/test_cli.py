@@ -13,6 +13,7 @@ import torch
 
 from fastgan import cli
 from fastgan.backends import triton_backend
+from fastgan.tools import args as tool_args
 from fastgan.tools.cases import CASES
 
 from .conftest import runnable
@@ -277,3 +278,182 @@ def test_info_reports_a_bad_fastgan_backend():
         assert name in line
     for word in ("torch", "triton", "devices", "usable"):
         assert word in out.stdout
+
+
+# --------------------------------------------------------------------------- every option of every command
+#
+# The options are enumerated from the argparse parsers themselves (the subcommands of fastgan's
+# parser; a command that forwards to a tool: the tool's parser, caught as it parses), so a new
+# option or a new command is covered without touching these tests.
+
+class _Caught(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def _parsers():
+    """{command: its argparse parser} for every fastgan subcommand."""
+    import argparse
+    top = cli.build_parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    out = {}
+    for name, parser in sub.choices.items():
+        if parser.get_default("fn") is not None:
+            out[name] = parser
+            continue
+
+        def catch(self, args=None, namespace=None):
+            raise _Caught(self)
+        real = argparse.ArgumentParser.parse_args
+        argparse.ArgumentParser.parse_args = catch
+        try:
+            cli.main([name])
+        except _Caught as caught:
+            out[name] = caught.parser
+        finally:
+            argparse.ArgumentParser.parse_args = real
+        assert name in out, f"fastgan {name}: no parser caught"
+    return out
+
+
+PARSERS = _parsers()
+
+
+def _options(kind):
+    """(command, option string, action) of every option of every command for which ``kind(action)``."""
+    return [pytest.param(cmd, a.option_strings[-1], a, id=f"{cmd} {a.option_strings[-1]}")
+            for cmd, p in PARSERS.items() for a in p._actions if a.option_strings and a.nargs != 0 and kind(a)]
+
+
+def _names(params):
+    return {tuple(p.values[:2]) for p in params}
+
+
+def _numeric(action) -> bool:
+    if action.type is None:
+        return False
+    try:
+        value = action.type("1")
+    except Exception:  # noqa: BLE001  (a file type, a choice of names, ...)
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _of_type(cls):
+    return lambda action: isinstance(action.type, cls)
+
+
+NUMERIC = _options(_numeric)
+INPUTS = _options(_of_type(tool_args.InputJson))
+OUTPUTS = _options(_of_type(tool_args.OutputFile))
+
+
+def _bench_run_json(path, **meta):
+    """A valid bench result with one op and the tiniest settings (as a re-run with --compare uses)."""
+    m = {"device": "cpu", "device_name": "test cpu", "copy_gb_per_s": 10.0, "torch": torch.__version__,
+         "triton": None, "timer": "test", "timestamp": "2026-12-01T00:00:00+00:00", "git_commit": None,
+         "quick": True, "min_run_time_s": 0.01, "rounds": 1, "noisy_threshold": 0.15, "threads": 1,
+         "modes": ["fwd"], "ops": ["hinge_g_loss"], "providers": ["eager"]}
+    m.update(meta)
+    row = {"op": "hinge_g_loss", "size": "4096", "numel": 4096, "mode": "fwd", "provider": "eager",
+           "median_us": 10.0, "lo_us": 9.0, "hi_us": 11.0, "min_us": 9.0, "max_us": 11.0, "spread": 0.2,
+           "rounds": 1, "round_us": [10.0], "noisy": False, "speedup_vs_eager": 1.0}
+    path.write_text(json.dumps({"meta": m, "rows": [row], "skipped": {}}))
+    return str(path)
+
+
+TINY_BENCH = ["--quick", "--op", "hinge_g_loss", "--mode", "fwd", "--provider", "eager", "--rounds", "1",
+              "--min-run-time", "0.01", "--threads", "1", "--no-progress"]
+
+
+def _contexts(cmd, tmp_path):
+    """Each way ``cmd`` runs, made as cheap as it gets: {name: arguments}."""
+    if cmd == "bench":
+        old, new = _bench_run_json(tmp_path / "old.json"), _bench_run_json(tmp_path / "new.json")
+        return {"run": TINY_BENCH, "compare-two": ["--compare", old, new],
+                "compare-one": ["--compare", old, "--no-progress", "--threads", "1"]}
+    if cmd == "compare":
+        return {"run": ["--config", "hinge", "--data", "ring8", "--steps", "1", "--seeds", "1", "--jobs", "1",
+                        "--no-progress"]}
+    if cmd == "demo":
+        return {"run": ["--steps", "1"]}
+    if cmd == "build":
+        return {"run": ["--cuda-check"]}
+    return {"run": []}
+
+
+def _outcome(capsys, argv):
+    """(exit code, stderr) of ``fastgan ARGV`` in this process; a traceback fails the test."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_the_options_are_found():
+    """The enumeration sees the options it is meant to (else the tests below test nothing)."""
+    found = _names(NUMERIC)
+    assert {("bench", "--min-run-time"), ("bench", "--rounds"), ("bench", "--fail-on-regression"),
+            ("bench", "--threads"), ("compare", "--steps"), ("compare", "--seeds"), ("compare", "--jobs"),
+            ("demo", "--steps"), ("demo", "--seed"), ("build", "--arch")} <= found
+    assert not any(opt in ("--json", "--plot", "--op", "--device") for _, opt in found)
+    assert _names(INPUTS) >= {("bench", "--compare")}
+    assert _names(OUTPUTS) >= {
+        ("bench", "--json"), ("bench", "--csv"), ("bench", "--plot"), ("compare", "--json"), ("compare", "--plot")}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+@pytest.mark.parametrize("cmd,option,action", NUMERIC)
+def test_every_numeric_option_works_or_is_an_argument_error(tmp_path, capsys, cmd, option, action, value):
+    """nan, inf, negative, zero: each either runs (a tiny case) or exits 2 naming the option."""
+    for name, context in _contexts(cmd, tmp_path).items():
+        code, err = _outcome(capsys, [cmd, *context, option, value])
+        assert "Traceback" not in err, (name, err)
+        if code == 2:
+            assert option in err, (name, err)
+        else:
+            assert code in (0, 1), (name, code, err)
+
+
+@pytest.mark.parametrize("shape", ["null", "3", "[]", '"text"', '{"rows": null}', '{"meta": {}, "rows": [1]}',
+                                   '{"meta": {}, "rows": [{"op": "x", "size": 1}]}'])
+@pytest.mark.parametrize("cmd,option,action", INPUTS)
+def test_every_file_input_refuses_json_of_the_wrong_shape(tmp_path, capsys, cmd, option, action, shape):
+    """Valid JSON that is not what the option reads: an argument error naming the option and the
+    file, wherever the file stands among the option's values."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(shape)
+    good = _bench_run_json(tmp_path / "good.json")
+    many = action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
+    count = action.nargs if isinstance(action.nargs, int) else 2
+    for files in ([[str(bad)] * count, [str(bad)] + [good] * (count - 1), [good] * (count - 1) + [str(bad)]]
+                  if many else [[str(bad)]]):
+        code, err = _outcome(capsys, [cmd, option, *files])
+        assert code == 2 and "Traceback" not in err, err
+        assert f"argument {option}" in err and str(bad) in err, err
+
+
+@pytest.mark.parametrize("cmd,option,action", OUTPUTS)
+def test_every_output_option_is_written_or_refused(tmp_path, capsys, cmd, option, action):
+    """In every way the command runs: the file is written, or the combination is refused (exit 2)."""
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    for name, context in _contexts(cmd, tmp_path).items():
+        out = tmp_path / f"{name}{option.replace('-', '_')}.out"
+        code, err = _outcome(capsys, [cmd, *context, option, str(out)])
+        assert "Traceback" not in err, (name, err)
+        if code == 2:
+            assert f"argument {option}" in err and not out.exists(), (name, err)
+        else:
+            assert code in (0, 1) and out.exists() and out.stat().st_size > 0, (name, code, err)
+
+
+@pytest.mark.parametrize("option", ["--steps", "--seeds"])
+def test_compare_quick_refuses_the_steps_and_seeds_it_would_ignore(monkeypatch, capsys, option):
+    from fastgan.tools import compare
+    _no_work(monkeypatch, compare)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "--quick", option, "3"])
+    assert exc.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err

@@ -24,7 +24,7 @@ reduction="mean", batch=None) -> int``
     ``B·D`` and ``batch`` is ``B``.  ``mode``: ``"fwd"``, ``"bwd"`` or ``"fwd+bwd"``
     (the modes of ``fastgan bench``).
 ``shapes_bytes(op_name, shapes, dtype, mode, reduction="mean") -> int``
-    the same from the input shapes (``fastgan.tools.bench.Case.shapes``).
+    the same from the input shapes (``fastgan.tools.bench_cases.Case.shapes``).
 ``predicted_seconds(nbytes, device_name=None, bandwidth=None) -> float``
     ``nbytes`` at ``bandwidth`` (bytes/s, read + write counted) or at the assumed copy
     bandwidth of the device whose name contains a key of ``COPY_BANDWIDTH``
@@ -60,12 +60,15 @@ copy typically reaches about 90 % and 83 % of them, so the model uses 3.0 TB/s a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..registry import OPS, Family
+from .args import OutputFile
+from .bench_cases import MODES, cases
 
 # ASSUMPTIONS (bytes read + written per second by a device-to-device copy); see the docstring
 COPY_BANDWIDTH: Dict[str, float] = {
@@ -76,12 +79,6 @@ BANDWIDTH_SOURCE = {
     "H100": "ASSUMPTION: 3.0 TB/s, ~90 % of NVIDIA's 3.35 TB/s datasheet peak (H100 SXM5, HBM3); not measured",
     "H200": "ASSUMPTION: 4.0 TB/s, ~83 % of NVIDIA's 4.8 TB/s datasheet peak (HBM3e); not measured",
 }
-MODES = ("fwd", "bwd", "fwd+bwd")
-
-# the sizes of `fastgan bench` (tools/bench.py LOSS_SIZES / PENALTY_SHAPES; tests/test_bandwidth.py
-# checks they agree while bench defines them)
-BENCH_LOSS_SIZES = (("256", 256), ("patchgan-64x1x30x30", 64 * 30 * 30), ("2^20", 2 ** 20), ("2^24", 2 ** 24))
-BENCH_PENALTY_SHAPES = ((64, 3, 64, 64), (256, 3, 128, 128))
 
 
 def itemsize(dtype) -> int:
@@ -168,12 +165,7 @@ def min_bytes(op_name: str, n_real: int, n_fake: Optional[int] = None, dtype=tor
 def shapes_bytes(op_name: str, shapes: Sequence[Sequence[int]], dtype=torch.float32, mode: str = "fwd+bwd",
                  reduction: str = "mean") -> int:
     """``min_bytes`` from the input shapes (one per tensor argument)."""
-    numels = []
-    for s in shapes:
-        n = 1
-        for d in s:
-            n *= int(d)
-        numels.append(n)
+    numels = [math.prod(int(d) for d in s) for s in shapes]
     batch = int(shapes[0][0]) if OPS[op_name].family == Family.PENALTY else None
     return min_bytes(op_name, numels[0], numels[1] if len(numels) > 1 else None, dtype, mode, reduction, batch)
 
@@ -197,16 +189,9 @@ def predicted_seconds(nbytes: int, device_name: Optional[str] = None, bandwidth:
 
 
 def bench_cases() -> List[Tuple[str, str, List[tuple]]]:
-    """``(op, size label, shapes)`` for every op of the registry over the bench sizes."""
-    out = []
-    for name, spec in OPS.items():
-        if spec.family == Family.PENALTY:
-            for shape in BENCH_PENALTY_SHAPES:
-                out.append((name, "x".join(map(str, shape)), [shape]))
-        else:
-            for label, n in BENCH_LOSS_SIZES:
-                out.append((name, label, [(n,)] * len(spec.args)))
-    return out
+    """``(op, size label, shapes)`` for every case of ``fastgan bench``'s size sweep (its list
+    cases left out: their bytes are those of the concatenation, ``min_bytes`` of the sums)."""
+    return [(c.op, c.label, list(c.shapes)) for c in cases() if not c.lists]
 
 
 def _fmt_bytes(n: int) -> str:
@@ -259,7 +244,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fastgan.tools.bandwidth",
                                 description="The bandwidth model: minimum bytes and predicted times "
                                             "(PREDICTIONS at assumed copy bandwidths).")
-    p.add_argument("--markdown", help="write the table here (else print it)")
+    p.add_argument("--markdown", type=OutputFile(), help="write the table here (else print it)")
     a = p.parse_args(argv)
     text = to_markdown()
     if a.markdown:

@@ -39,1035 +39,100 @@ speed-up vs eager, and whether each is beyond both runs' noise (their min–max
 bands of round values apart, and 10 % or more); ``--fail-on-regression PCT`` makes
 it exit 1.
 
-The cases are defined once, in ``cases()``, and each provider's callable in
-``provider_fn``; ``benchmarks/`` runs the same cases under pytest-benchmark.
+This module is the command (its parser and ``main``); the rest lives by concern:
+``bench_cases`` (the cases, ``cases()``, and each provider's callable, ``provider_fn``;
+``benchmarks/`` runs the same cases under pytest-benchmark), ``timing`` (warm-up, interleaved
+rounds, the copy bandwidth), ``bench_run`` (a run: rows and metadata), ``bench_report`` (table,
+CSV), ``bench_plot`` (the picture) and ``bench_compare`` (two runs).  The names scripts use
+(``cases``, ``run``, ``device_name``, ``time_fn``, ...) are importable from here too.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
-import gc
 import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
-from .. import backends
-from . import bandwidth
-from .args import check_outputs, positive_int
-from ..registry import Family
+from .args import InputJson, OutputFile, nonnegative_float, positive_float, positive_int
+from .bench_cases import (FALLBACK, LOSS_SIZES, MODES, PENALTY_SHAPES, PROVIDERS, Case, cases, min_bytes,
+                          provider_fn, provider_label, providers)
+from .bench_compare import BENCH_JSON, compare, comparison, format_compare, result_problem, settings, verdict, \
+    write_compare_csv
+from .bench_plot import figure, layout, plot
+from .bench_report import format_table, write_csv
+from .bench_run import device_name, git_commit, measure_case, metadata, run
 from .cases import CASES
+from .timing import ROUNDS, copy_bandwidth, parse_slowdown, slowed, summarize, time_fn, warm_up
 
-MODES = ("fwd", "bwd", "fwd+bwd")
-LOSS_SIZES = (("256", 256), ("patchgan-64x1x30x30", 64 * 30 * 30), ("2^20", 2 ** 20), ("2^24", 2 ** 24))
-PENALTY_SHAPES = ((64, 3, 64, 64), (256, 3, 128, 128))
-QUICK_LOSS_SIZES = (("4096", 4096),)
-QUICK_PENALTY_SHAPES = ((16, 3, 16, 16),)
-BANDWIDTH_MIN_NUMEL = 2 ** 20
+# what scripts and tests use from here (the command's module); each lives in the module named
+__all__ = ["FALLBACK", "LOSS_SIZES", "MODES", "PENALTY_SHAPES", "PROVIDERS", "ROUNDS", "Case", "build_parser",
+           "cases", "compare", "copy_bandwidth", "device_name", "figure", "format_compare", "format_table",
+           "git_commit", "layout", "main", "measure_case", "metadata", "min_bytes", "parse_slowdown", "plot",
+           "provider_fn", "provider_label", "providers", "run", "slowed", "summarize", "time_fn", "verdict",
+           "warm_up", "write_csv"]
 
+RUN_OPTIONS = ("--device", "--quick", "--op", "--mode", "--provider", "--min-run-time", "--rounds")
 
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
-
-# the score tensors of HiFi-GAN V1's 8 discriminators (5 multi-period, 3 multi-scale) at batch
-# 16 and 8 192-sample segments: a list case of each pair loss (one tensor per discriminator)
-HIFIGAN_SCORES = ((16, 102), (16, 102), (16, 105), (16, 105), (16, 110), (16, 128), (16, 65), (16, 33))
-
-
-@dataclass
-class Case:
-    op: str
-    label: str
-    shapes: List[tuple]
-    opts: dict = field(default_factory=dict)
-    # a list case: ``shapes`` are one discriminator's each, every tensor argument is a list of
-    # one tensor per shape; eager and compile loop over the discriminators
-    lists: bool = False
-
-    def arg_numels(self) -> List[int]:
-        """The elements of each tensor argument (a list argument: of all its tensors)."""
-        if self.lists:
-            return [sum(_numel(s) for s in self.shapes)] * len(CASES[self.op].args)
-        return [_numel(s) for s in self.shapes]
-
-    @property
-    def numel(self) -> int:
-        return sum(self.arg_numels())
-
-    @property
-    def differentiable(self) -> List[bool]:
-        """Which inputs get a gradient (``OpSpec.grad_args``)."""
-        return list(CASES[self.op].spec.grad_args)
-
-    @property
-    def id(self) -> str:
-        return f"{self.op}[{self.label}]"
-
-    def inputs(self, device, dtype=torch.float32, seed: int = 0):
-        gen = torch.Generator().manual_seed(seed)
-        spec = CASES[self.op]
-        if self.lists:
-            members = [spec.make_inputs([s] * len(spec.args), dtype, device, gen) for s in self.shapes]
-            return [[m[i].requires_grad_(d) for m in members] for i, d in enumerate(self.differentiable)]
-        xs = spec.make_inputs(self.shapes, dtype, device, gen)
-        return [x.requires_grad_(d) for x, d in zip(xs, self.differentiable)]
-
-
-def _leaves(xs) -> list:
-    """The tensors of a case's inputs that take a gradient (list arguments flattened)."""
-    flat = [y for x in xs for y in (x if isinstance(x, list) else [x])]
-    return [x for x in flat if x.requires_grad]
-
-
-def cases(quick: bool = False, ops: Optional[Sequence[str]] = None) -> List[Case]:
-    """Every benchmark case: each op of the registry over its size sweep."""
-    out = []
-    for name, spec in CASES.items():
-        if ops and name not in ops:
-            continue
-        if spec.name == "grad_norm_penalty":
-            for shape in (QUICK_PENALTY_SHAPES if quick else PENALTY_SHAPES):
-                out.append(Case(name, "x".join(map(str, shape)), [shape]))
-        else:
-            for label, n in (QUICK_LOSS_SIZES if quick else LOSS_SIZES):
-                out.append(Case(name, label, [(n,)] * len(spec.args)))
-        if spec.spec.family is Family.PAIR:
-            out.append(Case(name, "hifigan-8-lists", list(HIFIGAN_SCORES), lists=True))
-    return out
-
-
-def min_bytes(case: Case, mode: str, itemsize: int = 4) -> int:
-    """The least traffic any implementation needs: the forward reads the inputs,
-    the backward reads them and writes one gradient per differentiable input."""
-    read = case.numel * itemsize
-    grads = sum(n for n, diff in zip(case.arg_numels(), case.differentiable) if diff) * itemsize
-    return {"fwd": read, "bwd": read + grads, "fwd+bwd": 2 * read + grads}[mode]
-
-
-# --------------------------------------------------------------------------- providers
-
-def _baseline_fn(case: Case) -> Callable:
-    ref = CASES[case.op].baseline
-    opts = dict(case.opts)
-    if case.lists:  # the loop over discriminators the multi-discriminator codebases write
-        def loop(*xs):
-            total = 0
-            for members in zip(*xs):
-                total = total + ref(*members, **opts)
-            return total
-        return loop
-
-    def fn(*xs):
-        return ref(*xs, **opts)
-    return fn
-
-
-def _fastgan_fn(case: Case, backend: str) -> Callable:
-    from .. import functional as F
-    public = getattr(F, case.op)
-    opts = dict(case.opts)
-
-    def fn(*xs):
-        with backends.use_backend(backend):
-            return public(*xs, **opts)
-    return fn
-
-
-FALLBACK = "fastgan-torch"  # the reference backend "auto" falls back to
-PROVIDERS = {
-    "eager": "the hand-written composition (the op's baseline in tools/cases.py)",
-    "compile": "torch.compile of that composition",
-    "fastgan-native": "fastgan, backend native (C++ extension): what auto runs on CPU once it builds",
-    "fastgan-triton": "fastgan, backend triton (Triton kernels): what auto runs on CUDA",
-    FALLBACK: "fastgan, backend torch: the reference fallback, what auto runs when no fused backend can",
-}
-
-
-def provider_label(provider: str) -> str:
-    """The name shown in the table and the plot: the fallback says it is one."""
-    return f"{provider} (fallback)" if provider == FALLBACK else provider
-
-
-def providers(device: str) -> Dict[str, Optional[str]]:
-    """Provider name -> None if it runs here, else the reason it does not.  The fused
-    backends first, the fallback (``fastgan-torch``) last."""
-    out: Dict[str, Optional[str]] = {"eager": None, "compile": None}
-    order = sorted(backends.BACKENDS, key=lambda name: f"fastgan-{name}" == FALLBACK)
-    for name in order:
-        b = backends.BACKENDS[name]
-        ok, reason = b.status()
-        problem = None if ok else reason
-        if problem is None:
-            problem = b.check_device(torch.device(device))
-        if problem is None and name == "triton" and device == "cpu":
-            problem = "the Triton interpreter is not timed"
-        out[f"fastgan-{name}"] = problem
-    return out
-
-
-def provider_fn(provider: str, case: Case) -> Callable:
-    """The callable ``provider`` times on ``case``: ``fn(*case.inputs(device))`` -> the loss."""
-    if provider == "eager":
-        return _baseline_fn(case)
-    if provider == "compile":
-        return torch.compile(_baseline_fn(case), dynamic=False)
-    return _fastgan_fn(case, provider.split("-", 1)[1])
-
-
-# --------------------------------------------------------------------------- timing
-#
-# One method on every device, for every provider and mode of a case and for the copy
-# reference:
-#   1. steady state first: call each callable in blocks (~1 ms each) until the fastest
-#      of the last WARMUP_WINDOW blocks is within WARMUP_TOL of the fastest of the
-#      window before (the best case stopped improving), at most a cap of seconds;
-#      torch.compile's first calls (the compile, then calls that still take
-#      milliseconds) fall in here.  The warm-up's length goes into the JSON.
-#   2. interleaved rounds: each round times every callable once (a short slot: a few
-#      blocks of calls, the fastest of them, as interference only adds time), in an
-#      order rotated each round, so drift on a shared machine hits every provider
-#      alike.  A row's figure is the median of its round values; its spread the
-#      interquartile range (IQR) of them.  A ratio (vs eager, vs compile) is taken per
-#      round, then its median and IQR.
-#   3. noise is reported: a case with a row whose IQR exceeds NOISY of its median (time
-#      or ratio) is measured again once, the rounds pooled; a row still over it is
-#      marked noisy.
-# On CUDA a round's slot is ``triton.testing.do_bench`` (CUDA events, L2 flushed, its
-# median); the warm-up blocks are timed with CUDA events.
-
-NOISY = 0.15            # IQR / median above which a row is noisy
-ROUNDS = 7              # interleaved rounds per case
-BLOCKS_PER_SLOT = 8     # blocks per callable per round on CPU (the fastest is the round value)
-WARMUP_BLOCK_S = 1e-3   # warm-up block length
-WARMUP_WINDOW = 4       # steady: the fastest of the last 4 warm-up blocks ...
-WARMUP_TOL = 0.10       # ... within 10 % of the fastest of the 4 before
-WARMUP_MIN_S = 0.02
-SLOWDOWN_ENV = "FASTGAN_BENCH_SLOWDOWN"  # test hook: "provider:factor[,provider:factor]"
-
-
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _block(fn: Callable[[], object], number: int, device: str) -> float:
-    """Seconds per call over ``number`` back-to-back calls (CUDA: events around them).
-    The garbage collector is off inside the block, as in ``timeit``."""
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(number):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) * 1e-3 / number
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        return (time.perf_counter() - t0) / number
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def warm_up(fn: Callable[[], object], device: str, max_s: float = 0.3, min_s: float = WARMUP_MIN_S,
-            window: int = WARMUP_WINDOW, tol: float = WARMUP_TOL, block_s: float = WARMUP_BLOCK_S) -> dict:
-    """Call ``fn`` until consecutive timings agree: blocks of about ``block_s`` seconds; steady
-    once the fastest of the last ``window`` blocks is within ``tol`` of the fastest of the
-    ``window`` before (the best case has stopped improving: a compiled function's first
-    calls, 25 ms, 8 ms, 0.4 ms, are over) and ``min_s`` has passed; at most ``max_s``
-    (``steady`` False).  The fastest block rather than all of them, because on a shared
-    machine other processes add time to some blocks whatever the warm-up.  Returns the
-    warm-up's length (``warmup_s``, ``warmup_calls``), ``steady``, and ``per_call_s`` (the
-    median of the last blocks: what the rounds are sized from)."""
-    t_start = time.perf_counter()
-    calls, number, blocks = 0, 1, []
-    while True:
-        per = _block(fn, number, device)
-        calls += number
-        blocks.append(per)
-        number = max(1, min(4 * number, int(block_s / max(per, 1e-9))))
-        elapsed = time.perf_counter() - t_start
-        last, before = blocks[-window:], blocks[-2 * window:-window]
-        steady = len(before) == window and min(last) >= (1 - tol) * min(before)
-        if (steady and elapsed >= min_s) or elapsed >= max_s:
-            return {"warmup_s": elapsed, "warmup_calls": calls, "steady": steady,
-                    "per_call_s": statistics.median(last)}
-
-
-def _slot(fn: Callable[[], object], device: str, slot_s: float, per_call_s: float) -> float:
-    """One round's value for one callable, seconds per call, from about ``slot_s`` of calls:
-    on CPU the fastest of a few blocks of back-to-back calls (interference from other
-    processes only ever adds time); on CUDA ``do_bench``'s median (events, L2 flushed)."""
-    if device == "cuda":
-        import triton.testing
-        return triton.testing.do_bench(fn, warmup=1, rep=max(1.0, slot_s * 1e3), return_mode="median") * 1e-3
-    blocks = max(1, min(BLOCKS_PER_SLOT, int(slot_s / max(per_call_s, 1e-9))))
-    number = max(1, int(slot_s / blocks / max(per_call_s, 1e-9)))
-    return min(_block(fn, number, device) for _ in range(blocks))
-
-
-def interleaved(fns: Dict[tuple, Callable[[], object]], device: str, rounds: int, slot_s: float,
-                per_call_s: Dict[tuple, float]) -> Dict[tuple, List[float]]:
-    """Round-robin over ``fns``: ``rounds`` rounds, each timing every callable once for about
-    ``slot_s`` seconds, the order rotated by one each round.  Seconds per call, one value
-    per round, per callable."""
-    keys = list(fns)
-    out: Dict[tuple, List[float]] = {k: [] for k in keys}
-    for r in range(rounds):
-        shift = r % max(len(keys), 1)
-        for k in keys[shift:] + keys[:shift]:
-            out[k].append(_slot(fns[k], device, slot_s, per_call_s[k]))
-    return out
-
-
-def summarize(values: Sequence[float]) -> dict:
-    """Median, quartiles, min, max and ``spread`` (IQR / median) of a list of round values."""
-    vals = sorted(values)
-    med = statistics.median(vals)
-    q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive") if len(vals) >= 2 else (vals[0],) * 3
-    return {"median": med, "q1": q1, "q3": q3, "min": vals[0], "max": vals[-1],
-            "spread": (q3 - q1) / med if med else 0.0}
-
-
-def time_fn(fn: Callable[[], object], device: str, min_run_time: float, rounds: int = ROUNDS) -> Dict[str, float]:
-    """One callable alone: warm-up to steady state, then ``rounds`` rounds sharing
-    ``min_run_time`` seconds.  Median and quartiles of the round values, microseconds."""
-    w = warm_up(fn, device, max_s=max(0.2, min_run_time))
-    per = interleaved({(): fn}, device, rounds, min_run_time / rounds, {(): w["per_call_s"]})[()]
-    s = summarize(per)
-    return {"median_us": s["median"] * 1e6, "lo_us": s["q1"] * 1e6, "hi_us": s["q3"] * 1e6}
-
-
-def copy_stats(device: str, numel: int = 2 ** 24, min_run_time: float = 0.5, rounds: int = ROUNDS) -> dict:
-    """Device copy bandwidth (read + write of a float32 tensor), GB/s, over interleaved-style
-    rounds: median and quartiles."""
-    src = torch.randn(numel, device=device)
-    dst = torch.empty_like(src)
-    fn = lambda: dst.copy_(src)  # noqa: E731
-    w = warm_up(fn, device, max_s=max(0.2, min_run_time))
-    per = interleaved({(): fn}, device, rounds, min_run_time / rounds, {(): w["per_call_s"]})[()]
-    gbs = [2 * numel * 4 / t / 1e9 for t in per]
-    s = summarize(gbs)
-    return {"gb_per_s": s["median"], "lo": s["q1"], "hi": s["q3"], "spread": s["spread"]}
-
-
-def copy_bandwidth(device: str, numel: int = 2 ** 24, min_run_time: float = 0.5) -> float:
-    """Measured device copy bandwidth in GB/s (read + write of a float32 tensor)."""
-    return copy_stats(device, numel, min_run_time)["gb_per_s"]
-
-
-def parallel_stall(device: str, threads: int, numel: int = 2 ** 18) -> Optional[str]:
-    """CPU: why timing with ``threads`` threads would measure the machine rather than the op,
-    or None.  When other processes hold the cores, a parallel region waits for its threads
-    to be scheduled (a time slice: milliseconds), and an op that opens one (a 4096-element
-    ``log_sigmoid``, the loops ``torch.compile`` generates) takes 10 ms instead of 10 µs,
-    in bursts, as the other processes come and go.  Stalled when the load average (other
-    processes wanting a core) leaves fewer than ``threads`` cores, or when a probe (an
-    in-place multiply over ``numel`` floats, which torch splits across threads, timed call
-    by call with ``threads`` threads and with one, alternately) sees a tenth of its
-    many-thread calls take over 5x the one-thread median."""
-    if device != "cpu" or threads <= 1:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    # our own process counts about 1 in the load average once it has run a while
-    if load - 1.0 > cores - threads + 0.5:
-        return (f"load average {load:.1f} on {cores} cores: other processes hold cores that {threads} threads "
-                f"would wait for")
-    x = torch.ones(numel)
-    fn = lambda: x.mul_(1.0)  # noqa: E731
-    old = torch.get_num_threads()
-    times: Dict[int, List[float]] = {1: [], threads: []}
-    try:
-        for _ in range(8):
-            for n in (1, threads):
-                torch.set_num_threads(n)
-                fn()
-                times[n] += [_block(fn, 1, device) for _ in range(12)]
-    finally:
-        torch.set_num_threads(old)
-    one = statistics.median(times[1])
-    slow = sorted(times[threads])[int(0.9 * len(times[threads]))]
-    if slow <= 5 * one:
-        return None
-    return (f"a multiply over {numel} floats took over {slow * 1e6:.0f} µs in a tenth of the calls with {threads} "
-            f"threads, {one * 1e6:.0f} µs with 1: parallel regions wait for cores that other processes hold")
-
-
-def _callables(fn, xs, mode):
-    diff = _leaves(xs)
-    if mode == "fwd":
-        return lambda: fn(*xs)
-    if mode == "fwd+bwd":
-        return lambda: torch.autograd.grad(fn(*xs), diff)
-    out = fn(*xs)
-    return lambda: torch.autograd.grad(out, diff, retain_graph=True)
-
-
-def parse_slowdown(text: Optional[str]) -> Dict[str, float]:
-    """``"fastgan-native:1.3,eager:2"`` -> {provider: factor} (the test hook's format)."""
-    out: Dict[str, float] = {}
-    for part in filter(None, (text or "").split(",")):
-        prov, _, factor = part.partition(":")
-        out[prov.strip()] = float(factor)
-    return out
-
-
-def slowed(fn: Callable[[], object], factor: Optional[float]) -> Callable[[], object]:
-    """Test hook: ``fn`` doing ``factor`` times its work on average (extra whole calls,
-    e.g. 1.3: one extra call every ~3.3 calls), so an injected slowdown is exact and
-    proportional, whatever the machine."""
-    if not factor or factor == 1.0:
-        return fn
-    extra, owed = factor - 1.0, [0.0]
-
-    def run():
-        owed[0] += extra
-        while owed[0] >= 1.0:
-            fn()
-            owed[0] -= 1.0
-        return fn()
-    return run
-
-
-def _peak_memory(fn, xs, device) -> Optional[int]:
-    if device != "cuda":
-        return None
-    diff = _leaves(xs)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    torch.autograd.grad(fn(*xs), diff)
-    torch.cuda.synchronize()
-    return int(torch.cuda.max_memory_allocated() - base)
-
-
-class Progress:
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.done, self.t0 = total, 0, time.perf_counter()
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last_pct = -10
-
-    def step(self, what: str):
-        self.done += 1
-        if not self.enabled:
-            return
-        pct = 100 * self.done // max(self.total, 1)
-        width = 30
-        bar = "#" * (width * self.done // max(self.total, 1))
-        msg = f"[{bar:<{width}}] {self.done}/{self.total} {time.perf_counter() - self.t0:5.0f}s {what}"
-        if self.tty:
-            print("\r" + msg[:110].ljust(110), end="", file=sys.stderr, flush=True)
-        elif pct >= self.last_pct + 10:
-            self.last_pct = pct
-            print(msg, file=sys.stderr, flush=True)
-
-    def close(self):
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
-
-
-COPY = ("copy", "copy")  # the copy reference's key among a case's callables
-
-
-def _rows(case: Case, per: Dict[tuple, List[float]], warm: Dict[tuple, dict], peak: Dict[str, Optional[int]],
-          remeasured: bool, noisy_at: float) -> List[dict]:
-    """The table rows of one case from its round values (seconds per call)."""
-    rows = []
-    copy = per.get(COPY)
-    for (prov, mode), vals in per.items():
-        if (prov, mode) == COPY:
-            continue
-        s = summarize(vals)
-        w = warm[(prov, mode)]
-        row = {"op": case.op, "size": case.label, "numel": case.numel, "mode": mode, "provider": prov,
-               "median_us": round(s["median"] * 1e6, 3), "lo_us": round(s["q1"] * 1e6, 3),
-               "hi_us": round(s["q3"] * 1e6, 3), "min_us": round(s["min"] * 1e6, 3),
-               "max_us": round(s["max"] * 1e6, 3), "spread": round(s["spread"], 4), "rounds": len(vals),
-               "round_us": [round(v * 1e6, 3) for v in vals],
-               "warmup_s": round(w["warmup_s"], 4), "warmup_calls": w["warmup_calls"],
-               "warmup_steady": w["steady"], "peak_bytes": peak.get(prov), "remeasured": remeasured}
-        spreads = [s["spread"]]
-        for ref in ("eager", "compile"):
-            if (ref, mode) in per:
-                r = summarize([a / b for a, b in zip(per[(ref, mode)], vals)])
-                row[f"speedup_vs_{ref}"] = round(r["median"], 3)
-                row[f"speedup_vs_{ref}_lo"] = round(r["q1"], 3)
-                row[f"speedup_vs_{ref}_hi"] = round(r["q3"], 3)
-                row[f"speedup_vs_{ref}_spread"] = round(r["spread"], 4)
-                spreads.append(r["spread"])
-        if copy is not None:
-            nbytes = min_bytes(case, mode)
-            row["gb_per_s"] = round(nbytes / s["median"] / 1e9, 2)
-            copy_gbs = [2 * case.numel * 4 / c / 1e9 for c in copy]
-            row["copy_gb_per_s"] = round(statistics.median(copy_gbs), 2)
-            frac = summarize([nbytes / v / 1e9 / c for v, c in zip(vals, copy_gbs)])
-            row["frac_of_copy"] = round(frac["median"], 3)
-            row["frac_of_copy_spread"] = round(frac["spread"], 4)
-            spreads.append(frac["spread"])
-        row["noisy"] = max(spreads) > noisy_at
-        rows.append(row)
-    return rows
-
-
-def measure_case(case: Case, active: Sequence[str], modes: Sequence[str], device: str, min_run_time: float,
-                 rounds: int = ROUNDS, warmup_max_s: float = 0.3, noisy_at: float = NOISY,
-                 slowdown: Optional[Dict[str, float]] = None, step=lambda what: None) -> List[dict]:
-    """Every provider x mode of one case, warmed up to steady state, then timed in
-    interleaved rounds (with the copy reference where bandwidth is reported); measured
-    once more if a row is noisy.  Returns the rows (a provider that fails: an error row)."""
-    slowdown = slowdown or {}
-    xs = case.inputs(device)
-    diff = _leaves(xs)
-    fns: Dict[tuple, Callable[[], object]] = {}
-    warm: Dict[tuple, dict] = {}
-    peak: Dict[str, Optional[int]] = {}
-    errors = []
-    for prov in active:
-        step(f"{case.id} {prov}")
-        try:
-            fn = provider_fn(prov, case)
-            torch.autograd.grad(fn(*xs), diff)  # the first call (and the compile) outside everything
-            _sync(device)
-            peak[prov] = _peak_memory(fn, xs, device)
-            for mode in modes:
-                c = slowed(_callables(fn, xs, mode), slowdown.get(prov))
-                warm[(prov, mode)] = warm_up(c, device, max_s=warmup_max_s)
-                fns[(prov, mode)] = c
-        except Exception as exc:  # a provider that fails is reported, not fatal
-            for mode in modes:
-                fns.pop((prov, mode), None)
-            errors.append({"op": case.op, "size": case.label, "numel": case.numel, "mode": "all",
-                           "provider": prov, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
-    if fns and case.numel >= BANDWIDTH_MIN_NUMEL:
-        src = torch.randn(case.numel, device=device)
-        dst = torch.empty_like(src)
-        fns[COPY] = lambda: dst.copy_(src)
-        warm[COPY] = warm_up(fns[COPY], device, max_s=warmup_max_s)
-    if not fns:
-        return errors
-    per_call = {k: w["per_call_s"] for k, w in warm.items()}
-    slot_s = min_run_time / rounds
-    per = interleaved(fns, device, rounds, slot_s, per_call)
-    rows = _rows(case, per, warm, peak, False, noisy_at)
-    if any(r["noisy"] for r in rows):  # once more, the rounds pooled
-        again = interleaved(fns, device, rounds, slot_s, per_call)
-        per = {k: per[k] + again[k] for k in per}
-        rows = _rows(case, per, warm, peak, True, noisy_at)
-    return rows + errors
-
-
-def run(device: str = "cpu", quick: bool = False, ops=None, modes=MODES, min_run_time: Optional[float] = None,
-        progress: bool = True, provider_filter=None, rounds: int = ROUNDS, noisy_at: float = NOISY,
-        slowdown: Optional[Dict[str, float]] = None, threads: Optional[int] = None) -> dict:
-    """Run the benchmark; returns ``{"meta": ..., "rows": [...], "skipped": {...}}``.
-    ``min_run_time``: seconds of timing per provider and mode, shared by the rounds.
-    ``threads`` (CPU): torch's threads for the whole run; None: torch's current number,
-    or 1 where ``parallel_stall`` finds that many threads stall (said in the meta)."""
-    if min_run_time is None:
-        min_run_time = 0.1 if quick else 0.3
-    asked = torch.get_num_threads() if threads is None else threads
-    stall = parallel_stall(device, asked) if threads is None else None
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(1 if stall else asked)
-    try:
-        result = _run(device, quick, ops, modes, min_run_time, progress, provider_filter, rounds, noisy_at, slowdown)
-    finally:
-        torch.set_num_threads(old_threads)
-    result["meta"]["threads_asked"] = asked
-    if stall:
-        result["meta"]["threads_note"] = f"1 thread instead of {asked}: {stall}"
-    return result
-
-
-def _run(device, quick, ops, modes, min_run_time, progress, provider_filter, rounds, noisy_at, slowdown) -> dict:
-    if slowdown is None:
-        slowdown = parse_slowdown(os.environ.get(SLOWDOWN_ENV))
-    provs = providers(device)
-    if provider_filter:
-        provs = {k: v for k, v in provs.items() if k in provider_filter}
-    active = [p for p, why in provs.items() if why is None]
-    # the backward is timed alone with retain_graph, which donated buffers forbid
-    import torch._functorch.config as functorch_config
-    functorch_config.donated_buffer = False
-    # compile in this process: a pool of compile workers starting up (importing torch)
-    # would take the cores from the timings that follow
-    import torch._inductor.config as inductor_config
-    inductor_config.compile_threads = 1
-    # every case compiles the same wrapper with other ops and sizes: allow one graph per case
-    import torch._dynamo.config as dynamo_config
-    todo = cases(quick, ops)
-    for knob in ("recompile_limit", "cache_size_limit"):
-        if hasattr(dynamo_config, knob):
-            setattr(dynamo_config, knob, max(getattr(dynamo_config, knob), 4 * len(todo) + 8))
-    bar = Progress(len(todo) * len(active), enabled=progress)
-    t0 = time.perf_counter()
-    copy = copy_stats(device, 2 ** 22 if quick else 2 ** 24, min_run_time, rounds)
-    warmup_max_s = 0.3 if quick else 2.0
-    rows = []
-    for case in todo:
-        rows += measure_case(case, active, modes, device, min_run_time, rounds, warmup_max_s, noisy_at,
-                             slowdown, bar.step)
-    bar.close()
-    meta = metadata(device, copy["gb_per_s"], quick, min_run_time)
-    meta.update({"copy_gb_per_s_lo": round(copy["lo"], 2), "copy_gb_per_s_hi": round(copy["hi"], 2),
-                 "rounds": rounds, "noisy_threshold": noisy_at, "warmup_max_s": warmup_max_s,
-                 "ops": list(ops) if ops else None, "modes": list(modes),
-                 "providers": list(provider_filter) if provider_filter else None,
-                 "wall_s": round(time.perf_counter() - t0, 1),
-                 "copy_spread": round(copy["spread"], 4), "copy_noisy": copy["spread"] > noisy_at,
-                 "method": "steady-state warm-up, then interleaved rounds (a round's value: the fastest of a few "
-                           "blocks of calls): median and IQR of the round values; ratios per round"})
-    if slowdown:
-        meta["injected_slowdown"] = slowdown
-    _add_model_fraction(rows, meta)
-    return {"meta": meta, "rows": rows, "skipped": {p: why for p, why in provs.items() if why is not None}}
-
-
-def _add_model_fraction(rows: List[dict], meta: dict) -> None:
-    """On a GPU the bandwidth model knows (``fastgan.tools.bandwidth``, an assumed copy
-    bandwidth): each row's ``frac_of_model``, the model's predicted time over the measured
-    one (1.0 = at the assumed copy bandwidth; float32 bytes, as the bench's inputs)."""
-    if meta.get("device") != "cuda":
-        return
-    try:
-        key = bandwidth.device_key(meta["device_name"])
-    except KeyError:
-        return
-    meta["model_bandwidth"] = f"{key}: {bandwidth.COPY_BANDWIDTH[key] / 1e12:.1f} TB/s (assumed)"
-    known = {(c.op, c.label): c for c in cases(quick=False) + cases(quick=True)}
-    for r in rows:
-        if "median_us" not in r or (r["op"], r["size"]) not in known:
-            continue
-        case = known[(r["op"], r["size"])]
-        if case.lists:  # every discriminator's tensors: the bytes of the concatenation
-            n = case.arg_numels()
-            nbytes = bandwidth.min_bytes(r["op"], n[0], n[1] if len(n) > 1 else None, torch.float32, r["mode"])
-        else:
-            nbytes = bandwidth.shapes_bytes(r["op"], case.shapes, torch.float32, r["mode"])
-        r["frac_of_model"] = round(bandwidth.predicted_seconds(nbytes, meta["device_name"]) / (r["median_us"] * 1e-6),
-                                   3)
-
-
-def device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
-
-
-def git_commit() -> Optional[str]:
-    try:
-        here = os.path.dirname(os.path.abspath(__file__))
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def metadata(device, copy_gbs, quick, min_run_time) -> dict:
-    try:
-        import triton
-        triton_version = triton.__version__
-    except Exception:  # noqa: BLE001
-        triton_version = None
-    from .. import __version__
-    return {"device": device, "device_name": device_name(device), "copy_gb_per_s": round(copy_gbs, 2),
-            "torch": torch.__version__, "triton": triton_version, "fastgan": __version__,
-            "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": git_commit(), "quick": quick, "min_run_time_s": min_run_time,
-            "timer": ("triton.testing.do_bench per round" if device == "cuda"
-                      else "time.perf_counter blocks per round")}
-
-
-# --------------------------------------------------------------------------- output
-
-def _x(v):
-    return "" if v is None else f"{v:.2f}x"
-
-
-def _pm(spread):
-    """A spread (IQR / median) shown as ± half of it, in percent."""
-    if spread is None:
-        return ""
-    return "±>999%" if 50 * spread > 999 else f"±{50 * spread:.0f}%"
-
-
-def _ratio(r, ref):
-    v = r.get(f"speedup_vs_{ref}")
-    if v is None:
-        return ""
-    if r["provider"] == ref:
-        return _x(v)
-    return f"{_x(v)} {_pm(r.get(f'speedup_vs_{ref}_spread'))}"
-
-
-def _pct(v):
-    return "" if v is None else f"{100 * v:.0f}%"
-
-
-def noisy_summary(result: dict) -> str:
-    rows = [r for r in result["rows"] if "median_us" in r]
-    noisy = [r for r in rows if r.get("noisy")]
-    thr = result["meta"].get("noisy_threshold", NOISY)
-    line = (f"{len(rows)} rows, {len(noisy)} noisy (interquartile range of the round values over "
-            f"{100 * thr:.0f}% of the median, after one re-measure)")
-    if noisy:
-        mrt = result["meta"].get("min_run_time_s") or 0.1
-        line += (f": their figures are not to be trusted; rerun on a quieter machine or with a longer "
-                 f"--min-run-time (e.g. --min-run-time {max(0.5, 4 * mrt):g})")
-    return line
-
-
-def format_table(result: dict) -> str:
-    rows = [r for r in result["rows"] if "median_us" in r]
-    w = max([15] + [len(provider_label(r["provider"])) for r in rows])
-    ws = max([6] + [len(r["size"]) for r in rows])
-    wo = max([4] + [len(r["op"]) for r in rows])
-    head = (f"{'op':<{wo}} {'size':<{ws}} {'mode':<8} {'provider':<{w}} {'median µs':>11} {'spread':>7} "
-            f"{'vs eager':>12} {'vs compile':>12} {'GB/s':>8} {'of copy':>8}  note")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['op']:<{wo}} {r['size']:<{ws}} {r['mode']:<8} {provider_label(r['provider']):<{w}} "
-                     f"{r['median_us']:>11.1f} {_pm(r.get('spread')):>7} "
-                     f"{_ratio(r, 'eager'):>12} {_ratio(r, 'compile'):>12} "
-                     f"{r.get('gb_per_s', ''):>8} {_pct(r.get('frac_of_copy')):>8}  "
-                     f"{'noisy' if r.get('noisy') else ''}"
-                     f"{'  model ' + _pct(r['frac_of_model']) if 'frac_of_model' in r else ''}")
-    for r in result["rows"]:
-        if "error" in r:
-            lines.append(f"ERROR {r['op']} {r['size']} {r['provider']}: {r['error']}")
-    m = result["meta"]
-    copy_note = ""
-    if "copy_spread" in m:
-        copy_note = f" {_pm(m['copy_spread'])}"
-        if m["copy_noisy"]:
-            copy_note += " (noisy: memory traffic of other processes)"
-    lines.append(f"\n{m['device_name']}; {m['threads']} torch thread{'s' if m['threads'] != 1 else ''}; copy "
-                 f"bandwidth {m['copy_gb_per_s']} GB/s{copy_note}; torch {m['torch']}, triton {m['triton']}; "
-                 f"{m['timer']}")
-    if m.get("threads_note"):
-        lines.append(f"threads: {m['threads_note']} (--threads N to insist)")
-    if "rounds" in m:
-        lines.append(f"median of {m['rounds']} interleaved rounds after a steady-state warm-up; spread and ± on "
-                     f"ratios: half the interquartile range of the round values (ratios taken per round); "
-                     f"noisy: interquartile range over {100 * m['noisy_threshold']:.0f}% of the median")
-    if m.get("injected_slowdown"):
-        lines.append(f"INJECTED SLOWDOWN (test hook {SLOWDOWN_ENV}): {m['injected_slowdown']}")
-    timed = dict.fromkeys(r["provider"] for r in result["rows"])
-    if timed:
-        lines.append("providers:")
-        lines.extend(f"  {provider_label(p):<{w}} {PROVIDERS.get(p, '')}" for p in timed)
-    for p, why in result["skipped"].items():
-        lines.append(f"not timed: {provider_label(p)}: {why}")
-    if rows:
-        warm = sorted(rows, key=lambda r: r.get("warmup_s", 0))
-        unsteady = sum(1 for r in rows if r.get("warmup_steady") is False)
-        if "warmup_s" in warm[-1]:
-            lines.append(f"warm-up: median {1e3 * warm[len(warm) // 2]['warmup_s']:.0f} ms, longest "
-                         f"{1e3 * warm[-1]['warmup_s']:.0f} ms ({warm[-1]['op']} {warm[-1]['provider']} "
-                         f"{warm[-1]['mode']}); {unsteady} not steady by the cap")
-        lines.append(noisy_summary(result))
-    return "\n".join(lines)
-
-
-CSV_KEYS = ["op", "size", "numel", "mode", "provider", "median_us", "lo_us", "hi_us", "min_us", "max_us", "spread",
-            "rounds", "noisy", "remeasured", "speedup_vs_eager", "speedup_vs_eager_lo", "speedup_vs_eager_hi",
-            "speedup_vs_compile", "speedup_vs_compile_lo", "speedup_vs_compile_hi", "gb_per_s", "frac_of_copy",
-            "frac_of_copy_spread", "frac_of_model",
-            "warmup_s", "warmup_calls", "warmup_steady", "peak_bytes", "error"]
-
-
-def write_csv(result: dict, path: str) -> None:
-    meta = {k: v for k, v in result["meta"].items() if k not in CSV_KEYS}
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_KEYS + list(meta))
-        for r in result["rows"]:
-            w.writerow([r.get(k, "") for k in CSV_KEYS] + [meta[k] for k in meta])
-
-
-def plot(result: dict, path: str, mode: str = "fwd+bwd") -> None:
-    """One size per op (the quick run): bars of the speed-up vs eager and vs compile.
-    A size sweep: time vs size per op, with the copy-bound time where bandwidth applies."""
-    import matplotlib
-    matplotlib.use("Agg")
-    rows = [r for r in result["rows"] if r.get("mode") == mode and "median_us" in r]
-    sizes = {}
-    for r in rows:
-        sizes.setdefault(r["op"], set()).add(r["size"])
-    if rows and max(len(s) for s in sizes.values()) == 1:
-        _plot_speedups(result, rows, path, mode)
-    else:
-        _plot_sweep(result, rows, path, mode)
-
-
-def _plot_speedups(result, rows, path, mode):
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-    ops = list(dict.fromkeys(r["op"] for r in rows))
-    provs = list(dict.fromkeys(r["provider"] for r in rows))
-    colors = {p: f"C{i}" for i, p in enumerate(provs)}
-    refs = [ref for ref in ("eager", "compile") if any(f"speedup_vs_{ref}" in r for r in rows)]
-    fig, axes = plt.subplots(len(refs), 1, figsize=(max(9, 0.95 * len(ops)), 3.8 * len(refs)), squeeze=False)
-    for ax, ref in zip(axes[:, 0], refs):
-        shown = [p for p in provs if p != ref]
-        width = 0.8 / max(len(shown), 1)
-        lo_all, hi_all = [1.0], [1.0]
-        for j, prov in enumerate(shown):
-            for i, op in enumerate(ops):
-                r = next((r for r in rows if r["op"] == op and r["provider"] == prov), None)
-                if r is None or f"speedup_vs_{ref}" not in r:
-                    continue
-                v, lo, hi = r[f"speedup_vs_{ref}"], r[f"speedup_vs_{ref}_lo"], r[f"speedup_vs_{ref}_hi"]
-                x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, v - 1.0, width, bottom=1.0, color=colors[prov], alpha=0.45 if r.get("noisy") else 0.9,
-                       hatch="//" if r.get("noisy") else None, edgecolor="k", linewidth=0.4)
-                ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], fmt="none", ecolor="k", capsize=2, lw=0.8)
-                lo_all.append(lo)
-                hi_all.append(hi)
-                up = v >= 1.0
-                ax.annotate(f"{v:.2f}", (x, hi if up else lo), xytext=(0, 2 if up else -2), textcoords="offset points",
-                            ha="center", va="bottom" if up else "top", fontsize=5.5, rotation=90)
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_yscale("log")
-        lo_lim, hi_lim = min(lo_all) / 1.5, max(hi_all) * 1.5
-        ax.set_ylim(lo_lim, hi_lim)
-        ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 1, 2, 3, 4, 5, 10, 20, 50) if lo_lim <= t <= hi_lim]
-        ax.set_yticks(ticks)
-        ax.set_yticklabels([f"{t:g}x" for t in ticks])
-        ax.minorticks_off()
-        ax.set_xticks(range(len(ops)))
-        ax.set_xticklabels(ops, rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel(f"speed-up vs {ref}\n(>1: faster than {ref})", fontsize=8)
-        ax.grid(True, axis="y", alpha=0.3)
-        handles = [Patch(facecolor=colors[p], edgecolor="k", label=provider_label(p)) for p in shown]
-        if any(r.get("noisy") for r in rows):
-            handles.append(Patch(facecolor="white", edgecolor="k", hatch="//", label="noisy"))
-        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    m = result["meta"]
-    sizes = ", ".join(sorted({r["size"] for r in rows}))
-    fig.suptitle(f"fastgan bench: how much faster ({mode}, size {sizes}; median of {m.get('rounds', '?')} "
-                 f"interleaved rounds, bars: interquartile range of per-round ratios)\n"
-                 f"{m['device_name']}, torch {m['torch']}, {m['timestamp'][:10]}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_sweep(result, rows, path, mode):
-    import matplotlib.pyplot as plt
-    ops = list(dict.fromkeys(r["op"] for r in rows))
-    cols = max(1, min(4, len(ops)))
-    nrows = max(1, (len(ops) + cols - 1) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax, op in zip(axes.flat, ops):
-        sub = [r for r in rows if r["op"] == op]
-        for prov in dict.fromkeys(r["provider"] for r in sub):
-            pts = sorted((r["numel"], r["median_us"], r.get("lo_us", r["median_us"]), r.get("hi_us", r["median_us"]),
-                          r.get("noisy", False)) for r in sub if r["provider"] == prov)
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            line = ax.errorbar(xs, ys, yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], marker="o",
-                               ms=4, capsize=2, label=provider_label(prov), linestyle="--" if prov == FALLBACK else "-")
-            noisy = [p for p in pts if p[4]]
-            if noisy:
-                ax.plot([p[0] for p in noisy], [p[1] for p in noisy], "x", color=line[0].get_color(), ms=9)
-        bw = sorted({(r["numel"], min_bytes_of_row(r) / (r["copy_gb_per_s"] * 1e9) * 1e6)
-                     for r in sub if r.get("copy_gb_per_s")})
-        if bw:
-            ax.plot([b[0] for b in bw], [b[1] for b in bw], color="grey", lw=2, alpha=0.6, ls=":",
-                    label="copy-bound (min bytes / copy GB/s)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(op, fontsize=9)
-        ax.set_xlabel("elements (all inputs)", fontsize=8)
-        ax.set_ylabel(f"{mode} time (µs)", fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(ops):]:
-        ax.axis("off")
-    m = result["meta"]
-    fig.suptitle(f"fastgan bench ({mode}; median of interleaved rounds, bars: IQR; x: noisy)\n"
-                 f"{m['device_name']}, torch {m['torch']}", fontsize=10 if cols > 2 else 8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def min_bytes_of_row(r: dict) -> int:
-    case = next((c for c in cases(False) + cases(True) if c.op == r["op"] and c.label == r["size"]), None)
-    return min_bytes(case, r["mode"]) if case else 0
-
-
-# --------------------------------------------------------------------------- comparing runs
-
-MIN_CHANGE = 0.10  # a change under 10 % is never reported as one, whatever the noise (asv's default factor)
-
-
-def _key(r):
-    return (r["op"], r["size"], r["mode"], r["provider"])
-
-
-def _range(r, prefix="", scale=1.0):
-    """The row's noise band: min–max of its round values (old files: the quartiles)."""
-    if prefix:
-        return r.get(f"{prefix}_lo"), r.get(f"{prefix}_hi")
-    lo = r.get("min_us", r.get("lo_us"))
-    hi = r.get("max_us", r.get("hi_us"))
-    return lo, hi
-
-
-def verdict(old: float, new: float, old_band, new_band, higher_is_better: bool = False,
-            min_change: float = MIN_CHANGE) -> str:
-    """"slower" / "faster" when the change is beyond both runs' noise (their bands do not
-    overlap) and at least ``min_change``; "" otherwise."""
-    if None in (old, new) or None in (*old_band, *new_band) or not old:
-        return ""
-    change = new / old - 1
-    if abs(change) < min_change:
-        return ""
-    apart = new_band[0] > old_band[1] or new_band[1] < old_band[0]
-    if not apart:
-        return ""
-    worse = change < 0 if higher_is_better else change > 0
-    return "slower" if worse else "faster"
-
-
-def compare(old: dict, new: dict, by: str = "time") -> List[dict]:
-    """Per row of both runs: the time change and the speed-up (vs eager) change, each with
-    its verdict; ``regression`` is the change the failing threshold applies to (``by``)."""
-    olds = {_key(r): r for r in old["rows"] if "median_us" in r}
-    out = []
-    for r in new["rows"]:
-        if "median_us" not in r or _key(r) not in olds:
-            continue
-        o = olds[_key(r)]
-        d = {"op": r["op"], "size": r["size"], "mode": r["mode"], "provider": r["provider"],
-             "old_us": o["median_us"], "new_us": r["median_us"], "change": r["median_us"] / o["median_us"] - 1,
-             "verdict": verdict(o["median_us"], r["median_us"], _range(o), _range(r)),
-             "noisy": bool(o.get("noisy") or r.get("noisy"))}
-        if r["provider"] != "eager" and "speedup_vs_eager" in r and "speedup_vs_eager" in o:
-            d["old_speedup"], d["new_speedup"] = o["speedup_vs_eager"], r["speedup_vs_eager"]
-            d["speedup_change"] = r["speedup_vs_eager"] / o["speedup_vs_eager"] - 1
-            d["speedup_verdict"] = verdict(o["speedup_vs_eager"], r["speedup_vs_eager"],
-                                           _range(o, "speedup_vs_eager"), _range(r, "speedup_vs_eager"),
-                                           higher_is_better=True)
-        if by == "speedup":
-            d["regression"] = -d.get("speedup_change", 0.0) if d.get("speedup_verdict") == "slower" else 0.0
-        else:
-            d["regression"] = d["change"] if d["verdict"] == "slower" else 0.0
-        out.append(d)
-    return out
-
-
-def format_compare(diffs: List[dict], old: dict, new: dict) -> str:
-    wo = max([4] + [len(d["op"]) for d in diffs])
-    ws = max([6] + [len(d["size"]) for d in diffs])
-    w = max([15] + [len(provider_label(d["provider"])) for d in diffs])
-    head = (f"{'op':<{wo}} {'size':<{ws}} {'mode':<8} {'provider':<{w}} {'old µs':>10} {'new µs':>10} "
-            f"{'change':>8} {'':<7} {'vs eager old→new':>17} {'change':>8} {'':<7} note")
-    lines = [head, "-" * len(head)]
-    for d in diffs:
-        sp = spc = ""
-        if "old_speedup" in d:
-            sp = f"{d['old_speedup']:.2f}x→{d['new_speedup']:.2f}x"
-            spc = f"{100 * d['speedup_change']:+.1f}%"
-        lines.append(f"{d['op']:<{wo}} {d['size']:<{ws}} {d['mode']:<8} {provider_label(d['provider']):<{w}} "
-                     f"{d['old_us']:>10.1f} {d['new_us']:>10.1f} {100 * d['change']:>+7.1f}% {d['verdict']:<7} "
-                     f"{sp:>17} "
-                     f"{spc:>8} "
-                     f"{d.get('speedup_verdict', ''):<7} {'noisy' if d['noisy'] else ''}")
-    om, nm = old["meta"], new["meta"]
-    lines.append(f"\nold: {om.get('timestamp')} {om.get('git_commit', '')[:10] if om.get('git_commit') else ''} "
-                 f"{om.get('device_name')}\nnew: {nm.get('timestamp')} "
-                 f"{nm.get('git_commit', '')[:10] if nm.get('git_commit') else ''} {nm.get('device_name')}")
-    slower = sum(d["verdict"] == "slower" for d in diffs)
-    faster = sum(d["verdict"] == "faster" for d in diffs)
-    lines.append(f"{len(diffs)} rows compared: {slower} slower, {faster} faster beyond both runs' noise "
-                 f"(min–max of the round values apart, and a change of {100 * MIN_CHANGE:.0f}% or more); "
-                 f"the rest within noise.  The speed-up columns cancel drift of the machine between the runs.")
-    return "\n".join(lines)
-
-
-def _settings(meta: dict) -> dict:
-    return {"device": meta.get("device", "cpu"), "quick": meta.get("quick", False), "ops": meta.get("ops"),
-            "modes": tuple(meta.get("modes") or MODES), "min_run_time": meta.get("min_run_time_s"),
-            "provider_filter": meta.get("providers"), "rounds": meta.get("rounds", ROUNDS)}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastgan bench", description=" ".join(__doc__.split("\n\n")[0].split()))
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda where there is one, else cpu")
     p.add_argument("--quick", action="store_true", help="one small size per op, short timings (about a minute on CPU)")
     p.add_argument("--op", action="append", choices=list(CASES), help="only this op (repeatable)")
     p.add_argument("--mode", action="append", choices=list(MODES), help="only this mode (repeatable)")
     p.add_argument("--provider", action="append", choices=list(PROVIDERS),
                    help="only this provider (repeatable); fastgan-torch is the reference fallback")
-    p.add_argument("--min-run-time", type=float,
+    p.add_argument("--min-run-time", type=positive_float,
                    help="seconds of timing per provider and mode, shared by the rounds (default 0.1 quick, 0.3)")
-    p.add_argument("--rounds", type=positive_int, default=ROUNDS,
+    p.add_argument("--rounds", type=positive_int,
                    help=f"interleaved rounds per case (default {ROUNDS})")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--csv", help="write the results as CSV here")
-    p.add_argument("--plot", help="write a PNG here: speed-up bars (one size per op) or time vs size per op")
-    p.add_argument("--compare", nargs="+", metavar="JSON",
+    p.add_argument("--json", type=OutputFile(), help="write the results as JSON here (with --compare: the comparison)")
+    p.add_argument("--csv", type=OutputFile(), help="write the results as CSV here (with --compare: the comparison)")
+    p.add_argument("--plot", type=OutputFile("matplotlib"),
+                   help="write a PNG here: speed-up bars (one size per op) or time vs size per op (not with --compare)")
+    p.add_argument("--compare", nargs="+", metavar="JSON", type=InputJson(result_problem, BENCH_JSON),
                    help="OLD.json [NEW.json]: per row, the change and whether it is beyond both runs' noise; "
                         "with one file, against a fresh run with OLD's settings")
-    p.add_argument("--fail-on-regression", type=float, metavar="PCT",
+    p.add_argument("--fail-on-regression", type=nonnegative_float, metavar="PCT",
                    help="with --compare: exit 1 if a row is slower by more than PCT %% beyond noise")
-    p.add_argument("--compare-by", choices=["time", "speedup"], default="time",
-                   help="what --fail-on-regression looks at: the time, or the speed-up vs eager (which cancels "
+    p.add_argument("--compare-by", choices=["time", "speedup"],
+                   help="with --compare: what --fail-on-regression looks at (default time): the time, or the speed-up vs eager (which cancels "
                         "drift of a shared machine between the runs)")
     p.add_argument("--threads", type=positive_int,
                    help="torch threads on CPU (default: torch's number, or 1 where that many stall on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     if a.compare and len(a.compare) > 2:
         p.error("argument --compare: at most two files (OLD.json [NEW.json])")
-    if a.fail_on_regression is not None and not a.compare:
-        p.error("argument --fail-on-regression: only with --compare")
-    old = new = None
-    if a.compare:
-        try:
-            old, new = (_load(path) for path in a.compare + [None] * (2 - len(a.compare)))
-        except (OSError, ValueError, KeyError) as exc:
-            p.error(f"argument --compare: {exc}")
+    for opt in ("--fail-on-regression", "--compare-by"):
+        if getattr(a, opt[2:].replace("-", "_")) is not None and not a.compare:
+            p.error(f"argument {opt}: only with --compare")
+    a.compare_by = a.compare_by or "time"
+    if a.plot and a.compare:
+        p.error("argument --plot: not with --compare (the picture is of one run: fastgan bench ... --plot P.png)")
+    old, new = (a.compare + [None])[:2] if a.compare else (None, None)
+    # what a run takes: with --compare, OLD's settings (one file) or no run at all (two)
+    for opt in RUN_OPTIONS + (("--threads",) if new is not None else ()):
+        if old is not None and getattr(a, opt[2:].replace("-", "_")) not in (None, False):
+            p.error(f"argument {opt}: not with --compare " + ("OLD NEW (nothing is run)" if new is not None else
+                                                             "OLD (the fresh run takes OLD's settings)"))
+    if a.device is None:
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
     if new is None and a.device == "cuda" and not torch.cuda.is_available():
         print("fastgan bench: --device cuda asked for, but there is no CUDA device", file=sys.stderr)
         return 2
-    check_outputs(p, a, ("--json", "--csv", "--plot"))  # before any timing
     if new is not None:
-        result = new
+        result = new.data
     else:
         if old is not None:
-            s = _settings(old["meta"])
+            s = settings(old.data["meta"])
             if s["device"] == "cuda" and not torch.cuda.is_available():
                 print("fastgan bench: the old run is on CUDA, and there is no CUDA device", file=sys.stderr)
                 return 2
@@ -1075,8 +140,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          s["provider_filter"], s["rounds"], threads=a.threads)
         else:
             result = run(a.device, a.quick, a.op, tuple(a.mode or MODES), a.min_run_time, not a.no_progress,
-                         a.provider, a.rounds, threads=a.threads)
+                         a.provider, a.rounds or ROUNDS, threads=a.threads)
         print(format_table(result))
+    errors = [r for r in result["rows"] if "error" in r]
+    if old is None:
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(result, f, indent=1)
@@ -1084,11 +151,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             write_csv(result, a.csv)
         if a.plot:
             plot(result, a.plot)
-    errors = [r for r in result["rows"] if "error" in r]
-    if old is None:
         return 1 if errors else 0
-    diffs = compare(old, result, a.compare_by)
-    print(("\n" if new is None else "") + format_compare(diffs, old, result))
+    diffs = compare(old.data, result, a.compare_by)
+    print(("\n" if new is None else "") + format_compare(diffs, old.data, result))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(comparison(diffs, old, new, result, a.compare_by, a.fail_on_regression), f, indent=1)
+    if a.csv:
+        write_compare_csv(diffs, a.csv)
     if a.fail_on_regression is not None:
         bad = [d for d in diffs if 100 * d["regression"] > a.fail_on_regression]
         if bad:
@@ -1097,13 +167,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                       for d in bad[:10]))
             return 1
     return 1 if errors else 0
-
-
-def _load(path: Optional[str]) -> Optional[dict]:
-    if path is None:
-        return None
-    with open(path) as f:
-        data = json.load(f)
-    if "rows" not in data or "meta" not in data:
-        raise ValueError(f"{path}: not a fastgan bench JSON file (no rows/meta)")
-    return data

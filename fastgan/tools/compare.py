@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .. import functional as F
-from .args import check_outputs
+from .args import OutputFile, positive_int
 
 
 # --------------------------------------------------------------------------- data
@@ -558,7 +558,7 @@ def plot(result: dict, path: str) -> None:
     for ax in list(axes[-1])[3:]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -566,17 +566,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="fastgan compare", description=__doc__.splitlines()[0])
     p.add_argument("--config", action="append", choices=list(CONFIGS), help="only this configuration (repeatable)")
     p.add_argument("--data", action="append", choices=list(DATASETS), help="only this data set (repeatable)")
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=1000, help="generator steps per run")
+    p.add_argument("--seeds", type=positive_int, help="seeds per configuration and data set (default 2)")
+    p.add_argument("--steps", type=positive_int, help="generator steps per run (default 1000)")
     p.add_argument("--quick", action="store_true", help="1 seed, 120 steps (under a minute on a 2-core CPU)")
-    p.add_argument("--jobs", type=int, help="worker processes on CPU (default: one per core)")
+    p.add_argument("--jobs", type=positive_int, help="worker processes on CPU (default: one per core)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", help="write the summary and every run as JSON here")
-    p.add_argument("--plot", help="write a PNG (samples per configuration, W1 and |∇G| curves) here")
+    p.add_argument("--json", type=OutputFile(), help="write the summary and every run as JSON here")
+    p.add_argument("--plot", type=OutputFile("matplotlib"), help="write a PNG (samples per configuration, W1 and |∇G| curves) here")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    check_outputs(p, a, ("--json", "--plot"))  # before any training
-    seeds, steps = (1, 120) if a.quick else (a.seeds, a.steps)
+    for opt in ("--seeds", "--steps"):
+        if a.quick and getattr(a, opt[2:]) is not None:
+            p.error(f"argument {opt}: not with --quick (it is 1 seed, 120 steps)")
+    seeds, steps = (1, 120) if a.quick else (a.seeds or 2, a.steps or 1000)
     result = run(a.config or tuple(CONFIGS), a.data or tuple(DATASETS), seeds, steps, a.device, not a.no_progress,
                  jobs=a.jobs)
     print(format_table(result))
