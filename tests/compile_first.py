@@ -15,6 +15,8 @@ import torch
 import fastgan.functional as F
 from fastgan.registry import OPS, Family
 
+from .compile_fresh import check_compiled
+
 
 def _inputs(spec, n, gen):
     if spec.name == "binary_cross_entropy_with_logits":
@@ -38,20 +40,6 @@ def _loss(spec, lists: bool):
     return loss
 
 
-def _check(tag, fn, compiled, args, failures):
-    leaves = [a.detach().clone().requires_grad_() for a in args]
-    ref_leaves = [a.detach().clone().requires_grad_() for a in args]
-    out = compiled(*leaves)
-    ref = fn(*ref_leaves)
-    grads = torch.autograd.grad(out, leaves, allow_unused=True)
-    ref_grads = torch.autograd.grad(ref, ref_leaves, allow_unused=True)
-    if not torch.allclose(out, ref, rtol=1e-5, atol=1e-5):
-        failures.append(f"{tag}: value {float(out)} vs eager {float(ref)}")
-    for i, (g, r) in enumerate(zip(grads, ref_grads)):
-        if (g is None) != (r is None) or (g is not None and not torch.allclose(g, r, rtol=1e-5, atol=1e-5)):
-            failures.append(f"{tag}: gradient of argument {i} differs from eager")
-
-
 def main(names) -> int:
     gen = torch.Generator().manual_seed(0)
     failures, count = [], 0
@@ -67,7 +55,7 @@ def main(names) -> int:
                 compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
                 try:
                     for n in sizes:
-                        _check(f"{tag} n={n}", fn, compiled, _inputs(spec, n, gen), failures)
+                        check_compiled(f"{tag} n={n}", fn, compiled, _inputs(spec, n, gen), failures)
                         count += 1
                 except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                     failures.append(f"{tag}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")

@@ -35,7 +35,7 @@ def _fn(spec, opts, reduction):
     return loss
 
 
-def _check(name, fn, compiled, args, failures):
+def check_compiled(name, fn, compiled, args, failures):
     leaves = [a.detach().clone().requires_grad_() for a in args]
     out = compiled(*leaves)
     grads = torch.autograd.grad(out, leaves, allow_unused=True)
@@ -63,7 +63,7 @@ def main(backend: str, quick: bool = False) -> int:
         return (fastgan.F.hinge_d_loss(real, fake) + fastgan.F.bce_d_loss(real, fake, real_label=0.9)
                 + fastgan.F.binary_cross_entropy_with_logits(x, t))
     real, fake, x, t = [torch.randn(n, generator=gen) for n in (16, 9, 8, 8)]
-    _check("inductor d_step", d_step, torch.compile(d_step, fullgraph=True), [real, fake, x, t.sigmoid()], failures)
+    check_compiled("inductor d_step", d_step, torch.compile(d_step, fullgraph=True), [real, fake, x, t.sigmoid()], failures)
     count += 1
 
     # dynamic=False in its static form is also tests/test_compile.py's (after an eager call)
@@ -80,7 +80,7 @@ def main(backend: str, quick: bool = False) -> int:
                     tag = f"{name} opt{oi} {reduction} dynamic={dynamic}"
                     try:
                         for n in (6, 11):  # a second size: automatic dynamic shapes recompile
-                            _check(f"{tag} n={n}", fn, compiled, _args(spec, n, gen), failures)
+                            check_compiled(f"{tag} n={n}", fn, compiled, _args(spec, n, gen), failures)
                             count += 1
                     except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                         failures.append(f"{tag}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
@@ -90,7 +90,7 @@ def main(backend: str, quick: bool = False) -> int:
     for m in (1.0, 0.5, 0.25):
         r, f = torch.randn(7, generator=gen), torch.randn(5, generator=gen)
         try:
-            _check(f"hinge margin={m}", lambda a, b: fastgan.F.hinge_d_loss(a, b, margin=m),
+            check_compiled(f"hinge margin={m}", lambda a, b: fastgan.F.hinge_d_loss(a, b, margin=m),
                    lambda a, b: hinge(a, b, m), [r, f], failures)
             count += 1
         except Exception as exc:  # noqa: BLE001
