@@ -191,8 +191,12 @@ class PathLengthRegularizer(nn.Module):
     As in StyleGAN2-ADA, ``pl_mean`` is per process (not averaged over DDP ranks), and a
     batch where ``J = 0`` for a sample has an infinite derivative of ``sqrt`` there.  Under
     DDP add ``0 * img[:, 0, 0, 0]`` to the penalty before ``backward`` as StyleGAN2-ADA does,
-    so that every synthesis parameter gets a gradient.  The double backward this needs
-    does not run under ``torch.compile`` in torch 2.13 (compile the generator, not this)."""
+    so that every synthesis parameter gets a gradient.
+
+    ``torch.compile(fullgraph=True)``: compile the whole step, the penalty's ``backward``
+    included, with ``torch._dynamo.config.trace_autograd_ops = True`` (tests/recipes_compile.py).
+    In torch 2.13 a penalty returned out of a compiled region has lost the graph of its
+    ``create_graph`` gradient (no ``grad_fn``), so backpropagating it outside is silently 0."""
 
     def __init__(self, decay: float = 0.01, weight: float = 2.0):
         super().__init__()

@@ -121,6 +121,11 @@ def test_adaptive_weight_half_types_and_autocast_in_float32(dtype):
     g_rec = torch.autograd.grad(rec, W, retain_graph=True)[0].float()
     g_gan = torch.autograd.grad(g * 1e3, W, retain_graph=True)[0].float()
     torch.testing.assert_close(got, torch.clamp(g_rec.norm() / (g_gan.norm() + 1e-4), 0, 1e4))
+    # gradients whose float16 norm overflows (100 entries of 1e4: the norm is 1e5 > 65 504)
+    W16 = torch.nn.Parameter(torch.ones(100, dtype=dtype))
+    big, small = (W16.float() * 1e4).sum(), (W16.float() * 10).sum()
+    for a, b, want in ((big, small, 1e5 / (100 + 1e-4)), (small, big, 100 / (1e5 + 1e-4))):
+        torch.testing.assert_close(F.adaptive_weight(a, b, W16), torch.tensor(want), rtol=1e-2, atol=0)
     dec32, disc32 = _decoder(torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         rec, g = _vq_losses(dec32, disc32, _gen(6), torch.float32)
@@ -196,6 +201,11 @@ def test_lecam_regularizer_half_scores_float32_buffers():
     out = reg(x, -x)
     assert out.dtype == torch.float16 and float(reg.ema_real) == 2.0 and float(reg.ema_fake) == -2.0
     assert float(out) == 32.0  # relu(2 − (−2))² + relu(2 − (−2))²
+    # one term of 299² = 89 401 (past 65 504) among 70 001: the mean, 1.277, is finite
+    real = torch.zeros(70_001, dtype=torch.float16)
+    real[0] = 300.0
+    out = fnn.LeCamRegularizer(decay=0.0)(real, torch.ones(10, dtype=torch.float16))
+    torch.testing.assert_close(out, torch.tensor(299.0**2 / 70_001, dtype=torch.float16))
 
 
 # --------------------------------------------------------------------------- approximate R1 (FastGen / APT)
@@ -347,10 +357,20 @@ def test_path_length_errors_and_half():
         reg(Synthesis(0)(ws), ws)
     with pytest.raises(ValueError, match="w must have shape"):
         reg(torch.zeros(3, 1, 2, 2, requires_grad=True), torch.zeros(2, 6, requires_grad=True))
+    # J of about 1000 per entry: its float16 square overflows, L (about 2800) does not
     w = torch.randn(4, 8, dtype=torch.float16, requires_grad=True)
-    img = (w[:, :, None, None] * torch.ones(4, 8, 30, 30, dtype=torch.float16) * 10).sum(1, keepdim=True)
-    out = reg(img, w)
-    assert out.dtype == torch.float16 and torch.isfinite(out) and torch.isfinite(reg.pl_mean)
+    img = (w[:, :, None, None] * torch.ones(4, 8, 30, 30, dtype=torch.float16) * 1000).sum(1, keepdim=True)
+    torch.manual_seed(0)
+    out = fnn.PathLengthRegularizer(weight=1e-4)(img, w)
+    torch.manual_seed(0)
+    noise = torch.randn_like(img).double() / 30  # the same draw, the rest in float64
+    w64 = w.detach().double().requires_grad_()
+    img64 = (w64[:, :, None, None] * torch.ones(4, 8, 30, 30, dtype=D) * 1000).sum(1, keepdim=True)
+    J = torch.autograd.grad((img64 * noise).sum(), w64)[0]
+    lengths = J.square().sum(1).sqrt()
+    want = 1e-4 * (lengths - 0.01 * lengths.mean()).square().mean()
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.double(), want, rtol=2e-2, atol=0)
 
 
 # --------------------------------------------------------------------------- GradBalancer (audiocraft)
@@ -428,9 +448,12 @@ def test_grad_balancer_errors_and_half():
                                                    torch.zeros(2, requires_grad=True))
     with pytest.raises(TypeError, match="weights"):
         fastgan.GradBalancer([("a", 1.0)])
-    y = torch.randn(3, 70_001, dtype=torch.float16).mul(30).requires_grad_()
+    # a gradient of 1000 per entry: its norm, 4.6e5, is past the float16 range
+    y = torch.randn(3, 70_001, dtype=torch.float16).requires_grad_()
     bal = fastgan.GradBalancer({"a": 1.0, "b": 1.0}, per_batch_item=False)
-    eff = bal.backward({"a": y.float().square().sum() * 1e-3, "b": y.float().sum() * 1e-3}, y)
+    eff = bal.backward({"a": y.float().square().sum() * 1e-3, "b": y.float().sum() * 1e3}, y)
+    torch.testing.assert_close(bal.ema_norms["b"], torch.tensor(1e3 * (3 * 70_001) ** 0.5, dtype=D), rtol=1e-4,
+                               atol=0)
     assert eff.dtype == torch.float16 and torch.isfinite(eff) and torch.isfinite(y.grad).all()
     assert all(torch.isfinite(v) and v > 0 for v in bal.ema_norms.values())
 
