@@ -196,7 +196,8 @@ class PathLengthRegularizer(nn.Module):
     ``torch.compile(fullgraph=True)``: compile the whole step, the penalty's ``backward``
     included, with ``torch._dynamo.config.trace_autograd_ops = True`` (tests/recipes_compile.py).
     In torch 2.13 a penalty returned out of a compiled region has lost the graph of its
-    ``create_graph`` gradient (no ``grad_fn``), so backpropagating it outside is silently 0."""
+    ``create_graph`` gradient (no ``grad_fn``): its ``backward`` outside raises, and added to
+    another loss it contributes no gradient."""
 
     def __init__(self, decay: float = 0.01, weight: float = 2.0):
         super().__init__()
