@@ -5,9 +5,9 @@ Python branch on a tensor's value is a graph break, which ``fullgraph=True`` tur
 an error.  Two compiled steps, to keep the compile time short:
 
 - a discriminator step: ``adopt_weight`` and ``cosine_decay`` of a 0-d tensor step,
-  ``LeCamRegularizer`` (buffers updated in the graph), ``lecam_penalty``,
-  ``approx_r1_penalty``, ``r1_penalty`` is not here (its double backward needs create_graph
-  through the compiled region, as every R1 does);
+  ``LeCamRegularizer`` (buffers updated in the graph), ``lecam_penalty`` and
+  ``approx_r1_penalty`` (the list-critic ``r1_penalty``/``r2_penalty``/``gradient_penalty``
+  are not checked here: they are the existing double-backward penalties);
 - a generator step with its backward inside: ``adaptive_weight``, ``PathLengthRegularizer``
   and ``GradBalancer`` (``torch.autograd.grad`` needs ``trace_autograd_ops=True`` in torch
   2.13; the losses are computed inside the compiled function).
