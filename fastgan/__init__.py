@@ -12,12 +12,15 @@ from . import compat, nn
 from . import reference
 from .lazy import LazyRegularizer, lazy_adam_hparams
 from .backends import available_backends, get_backend, set_backend, use_backend
-from .penalties import (clip_weights_, dragan_penalty, drift_penalty, grad_norm_penalty, gradient_penalty, r1_penalty,
-                        r2_penalty)
+from . import schedules
+from .penalties import (approx_r1_penalty, clip_weights_, dragan_penalty, drift_penalty, grad_norm_penalty,
+                        gradient_penalty, r1_penalty, r2_penalty)
+from .recipes import GradBalancer
 from .registry import OPS
 
 __version__ = "0.1.0"
 
 __all__ = ["functional", "F", "nn", "compat", "reference", "available_backends", "get_backend", "set_backend",
            "use_backend", "OPS", "__version__", "grad_norm_penalty", "gradient_penalty", "r1_penalty",
-           "r2_penalty", "clip_weights_", "dragan_penalty", "drift_penalty", "LazyRegularizer", "lazy_adam_hparams"]
+           "r2_penalty", "clip_weights_", "dragan_penalty", "drift_penalty", "LazyRegularizer", "lazy_adam_hparams",
+           "approx_r1_penalty", "GradBalancer", "schedules"]

@@ -24,8 +24,8 @@ from torch import Tensor
 from . import backends, reference
 from .checks import (FLOAT_SET, REDUCTIONS, DTypeError, ShapeError, check_bool, check_number, check_p,  # noqa: F401
                      check_real_tensor, check_reduction, check_same_device, check_tensor)
-from .penalties import (clip_weights_, dragan_penalty, drift_penalty, grad_norm_penalty, gradient_penalty,  # noqa: F401
-                        r1_penalty, r2_penalty)
+from .penalties import (approx_r1_penalty, clip_weights_, dragan_penalty, drift_penalty,  # noqa: F401
+                        grad_norm_penalty, gradient_penalty, r1_penalty, r2_penalty)
 from .registry import D_KINDS, G_KINDS, OPS
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "drift_penalty",
     "ragan_d_loss", "ragan_g_loss", "rpgan_d_loss", "rpgan_g_loss", "gaussian_kl", "kl_div_logits",
     "js_div_logits", "feature_matching_loss",
+    "approx_r1_penalty", "adaptive_weight", "lecam_penalty",
 ]
 
 def _call(name: str, tensors, kwargs: dict, reduction: str, per_discriminator: bool = False):
@@ -397,3 +398,8 @@ def _as_float(v: Optional[Tensor], like: Tensor) -> Optional[Tensor]:
     if v is None or v.is_floating_point():
         return v
     return v.to(torch.float64 if like.dtype == torch.float64 else torch.float32)
+
+
+# --------------------------------------------------------------------------- recipe pieces (issue 25)
+# plain-torch compositions for now, in fastgan/recipes.py: VQGAN's adaptive weight and LeCam
+from .recipes import adaptive_weight, lecam_penalty  # noqa: E402,F401

@@ -9,6 +9,7 @@ are ``forward``'s.  Each ``forward`` is the function, nothing else::
     loss_d = criterion(d_real, d_fake)        # == fastgan.F.hinge_d_loss(d_real, d_fake, margin=1.0)
 
 The penalties take the critic in ``forward`` (``GradientPenalty()(critic, real, fake)``).
+``LeCamRegularizer`` and ``PathLengthRegularizer`` keep moving averages as buffers.
 ``BCEWithLogitsLoss`` is the drop-in for ``torch.nn.BCEWithLogitsLoss`` (``weight`` and
 ``pos_weight`` registered as buffers, as torch's are).
 """
@@ -21,13 +22,15 @@ from torch import Tensor, nn
 
 from . import functional as F
 from .checks import check_bool, check_number, check_p, check_reduction
+from .recipes import LeCamRegularizer, PathLengthRegularizer
 from .registry import D_KINDS, G_KINDS
 
 __all__ = [
     "BCEDLoss", "BCEGLoss", "HingeDLoss", "HingeGLoss", "LSGANDLoss", "LSGANGLoss", "WassersteinDLoss",
     "WassersteinGLoss", "DLoss", "GLoss", "BCEWithLogitsLoss", "RaGANDLoss", "RaGANGLoss", "RpGANDLoss",
     "RpGANGLoss", "GaussianKL", "KLDivLogits", "JSDivLogits", "GradNormPenalty", "GradientPenalty",
-    "R1Penalty", "R2Penalty", "FeatureMatchingLoss", "DRAGANPenalty", "DriftPenalty",
+    "R1Penalty", "R2Penalty", "FeatureMatchingLoss", "DRAGANPenalty", "DriftPenalty", "ApproxR1Penalty",
+    "LeCamRegularizer", "PathLengthRegularizer",
 ]
 
 
@@ -352,3 +355,19 @@ class DriftPenalty(_Penalty):
 
     def forward(self, real_scores: Tensor) -> Tensor:
         return super().forward(real_scores)
+
+
+class ApproxR1Penalty(_Penalty):
+    """``fastgan.F.approx_r1_penalty``: R1 without a double backward (APT / FastGen);
+    ``forward(critic, real, noise=None)``."""
+    fn = staticmethod(F.approx_r1_penalty)
+
+    def __init__(self, *, sigma: float = 0.1, weight: float = 1.0):
+        super().__init__(sigma=check_number("sigma", sigma), weight=check_number("weight", weight))
+
+    def forward(self, critic, real: Tensor, noise: Optional[Tensor] = None) -> Tensor:
+        return super().forward(critic, real, noise=noise)
+
+
+# LeCamRegularizer (fastgan.F.lecam_penalty with its moving averages as buffers) and
+# PathLengthRegularizer (StyleGAN2's, with pl_mean as a buffer) live in fastgan/recipes.py.

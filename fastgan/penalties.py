@@ -1,4 +1,5 @@
-"""Gradient penalties (WGAN-GP, one-sided LP, R1, R2, DRAGAN), the drift penalty and WGAN weight clipping.
+"""Gradient penalties (WGAN-GP, one-sided LP, R1, R2, DRAGAN), approximate R1, the drift penalty and WGAN
+weight clipping.
 
 Re-exported by ``fastgan.functional`` and at ``fastgan.``.  The common mistakes
 these functions make impossible: a norm over the whole batch or over channels
@@ -91,7 +92,7 @@ def _ddp_critic(critic) -> bool:
 
 class _ReachParameters(torch.autograd.Function):
     """The penalty, unchanged; its backward also sends an exact zero gradient into the
-    critic's output, so that every parameter that produced the output receives a gradient
+    critic's outputs, so that every parameter that produced them receives a gradient
     in the penalty's backward (zero for those, like the last bias, that ∂out/∂x does not
     depend on).  DDP averages gradients only once every parameter has one: without this,
     a penalty backpropagated on its own (lazy regularisation) ends in DDP's "Expected to
@@ -99,32 +100,49 @@ class _ReachParameters(torch.autograd.Function):
     adds ``0 * logits`` for the same reason."""
 
     @staticmethod
-    def forward(ctx, penalty, out):
-        ctx.out_meta = (out.shape, out.dtype, out.device)
+    def forward(ctx, penalty, *outs):
+        ctx.out_meta = [(out.shape, out.dtype, out.device) for out in outs]
         return penalty.clone()
 
     @staticmethod
     def backward(ctx, grad):
-        shape, dtype, device = ctx.out_meta
-        return grad, torch.zeros(shape, dtype=dtype, device=device)
+        return (grad, *(torch.zeros(shape, dtype=dtype, device=device) for shape, dtype, device in ctx.out_meta))
+
+
+def _critic_outputs(out) -> list:
+    """The critic's output as a list of tensors: one tensor, or a list or tuple of them
+    (multi-scale or multi-head critics, GigaGAN)."""
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    if not outs:
+        raise TypeError("critic returned an empty list: there is no output to penalise")
+    for i, o in enumerate(outs):
+        where = f"critic's output [{i}]" if isinstance(out, (list, tuple)) else "critic's output"
+        if not isinstance(o, Tensor):
+            raise TypeError(f"critic must return a tensor or a list or tuple of tensors; the {where} is a "
+                            f"{type(o).__name__}")
+        if not o.is_floating_point():
+            raise TypeError(f"critic must return floating-point tensors; the {where} is {o.dtype}")
+    return outs
 
 
 def _input_grads(critic, x: Tensor, scaler, arg: str):
     """``(∂ sum(critic(x)) / ∂x`` with a graph, ``finish``): the gradient, AMP-correct when a
     GradScaler is given (``scaler`` as returned by ``_check_scaler``), and the function that
-    turns the penalty into the one to return (under DDP, linked to the critic's output)."""
+    turns the penalty into the one to return (under DDP, linked to the critic's outputs).
+    A critic returning a list or tuple of tensors: the gradient of the sum of every
+    output's sum."""
     ddp = _ddp_critic(critic)
-    out = critic(x)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"critic must return a tensor, got {type(out).__name__}")
-    if not out.is_floating_point():
-        raise TypeError(f"critic must return a floating-point tensor, got {out.dtype}")
+    outs = _critic_outputs(critic(x))
     no_grad = ValueError(f"the critic's output does not depend on its input ({arg}): there is no gradient "
                          "to penalise" + ("" if torch.is_grad_enabled() else " (gradients are disabled here: "
                                           "torch.no_grad or inference_mode)"))
-    if not out.requires_grad:  # no graph at all: autograd.grad would raise its generic error
+    live = [o for o in outs if o.requires_grad]
+    if not live:  # no graph at all: autograd.grad would raise its generic error
         raise no_grad
-    total = out.float().sum() if out.dtype in (torch.float16, torch.bfloat16) else out.sum()
+    sums = [o.float().sum() if o.dtype in (torch.float16, torch.bfloat16) else o.sum() for o in live]
+    total = sums[0]
+    for s in sums[1:]:
+        total = total + s
     if scaler is not None:
         # PyTorch's gradient-penalty recipe for GradScaler: scale the outputs before
         # autograd.grad, unscale the gradients out of place.  The scale stays on the
@@ -137,7 +155,7 @@ def _input_grads(critic, x: Tensor, scaler, arg: str):
         scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else scaler.get_scale()
         # unscale in float32: a half gradient cannot hold the scale (65536 > fp16 max)
         g = g.float() / (scale.float() if isinstance(scale, Tensor) else float(scale))
-    return g, ((lambda pen: _ReachParameters.apply(pen, out)) if ddp else (lambda pen: pen))
+    return g, ((lambda pen: _ReachParameters.apply(pen, *live)) if ddp else (lambda pen: pen))
 
 
 def _alpha(alpha: Optional[Tensor], real: Tensor, dtype: torch.dtype) -> Tensor:
@@ -169,7 +187,8 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
     (any shape, e.g. a PatchGAN map) is summed; ``one_sided=True`` penalises only norms
     above ``center`` (the Lipschitz penalty).  ``x̂`` is detached from real and fake: the
     penalty trains the critic only.  ``scaler`` (a ``torch.amp.GradScaler``) makes it
-    AMP-correct.
+    AMP-correct.  A critic returning a list or tuple of tensors (multi-scale or multi-head,
+    GigaGAN): the gradient of the sum of every output's sum.
     """
     _check_critic(critic)
     check_tensor("real", real)
@@ -233,13 +252,52 @@ def drift_penalty(real_scores: Tensor, *, eps: float = 1e-3) -> Tensor:
 
 
 def r1_penalty(critic, real: Tensor, *, gamma: float = 10.0, scaler=None) -> Tensor:
-    """R1 (Mescheder et al.; StyleGAN2 convention): ``gamma/2 · mean_i ‖∂ sum(D(real)) / ∂real_i‖²``."""
+    """R1 (Mescheder et al.; StyleGAN2 convention): ``gamma/2 · mean_i ‖∂ sum(D(real)) / ∂real_i‖²``.
+    A critic returning a list or tuple of tensors (multi-scale or multi-head, GigaGAN):
+    ``D(real)`` is the sum of every output's sum."""
     return _r_penalty(critic, real, gamma, scaler, "real")
 
 
 def r2_penalty(critic, fake: Tensor, *, gamma: float = 10.0, scaler=None) -> Tensor:
     """R2: the R1 penalty on fake samples, ``gamma/2 · mean_i ‖∂ sum(D(fake)) / ∂fake_i‖²``."""
     return _r_penalty(critic, fake, gamma, scaler, "fake")
+
+
+def approx_r1_penalty(critic, real: Tensor, *, sigma: float = 0.1, weight: float = 1.0,
+                      noise: Optional[Tensor] = None) -> Tensor:
+    """Approximate R1 without a double backward (APT, Lin et al. 2025, "adversarial
+    post-training"; NVlabs FastGen's ``_compute_r1_regularization`` in its LADD and DMD2
+    methods): ``weight · mean((critic(real) − critic(real + sigma·ε))²)`` with ``ε ~ N(0, I)``
+    drawn like ``real`` from the global generator, or ``noise`` (``real``'s shape and device).
+
+    The mean is over every element of the critic's output, batch and any per-sample
+    outputs (a PatchGAN map, several logits) alike: FastGen takes
+    ``F.mse_loss(D(x), D(x + σε), reduction="mean")``.  Gradients flow into the critic
+    through both evaluations; ``real`` is detached (the penalty trains the critic only).
+    For small ``sigma`` the term is about ``sigma² · E‖∇D‖²`` per output element, so
+    ``weight`` plays the role of R1's ``gamma / (2·sigma²)``.  Half types: the squared
+    differences are averaged in float32, the result has the output's dtype.  A critic
+    returning a list or tuple is refused (TypeError): average its outputs yourself."""
+    _check_critic(critic)
+    check_tensor("real", real)
+    sigma, w = check_number("sigma", sigma), check_number("weight", weight)
+    x = real.detach()
+    if noise is None:
+        noise = torch.randn_like(x)
+    else:
+        check_tensor("noise", noise)
+        if noise.shape != x.shape or noise.device != x.device:
+            raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
+                             f"{tuple(noise.shape)} on {noise.device}")
+    clean, noisy = critic(x), critic(x + sigma * noise.detach().to(x.dtype))
+    for o in (clean, noisy):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"critic must return a tensor, got {type(o).__name__}")
+        if not o.is_floating_point():
+            raise TypeError(f"critic must return a floating-point tensor, got {o.dtype}")
+    out = torch.promote_types(clean.dtype, noisy.dtype)
+    acc = torch.float32 if out in (torch.float16, torch.bfloat16) else out
+    return (w * (clean.to(acc) - noisy.to(acc)).square().mean()).to(out)
 
 
 def _r_penalty(critic, x: Tensor, gamma, scaler, arg: str) -> Tensor:

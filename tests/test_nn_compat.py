@@ -26,15 +26,20 @@ MODULES = {
 LISTS = {"feature_matching_loss": fnn.FeatureMatchingLoss}
 CRITIC_PENALTIES = {"gradient_penalty": fnn.GradientPenalty, "r1_penalty": fnn.R1Penalty,
                     "r2_penalty": fnn.R2Penalty, "dragan_penalty": fnn.DRAGANPenalty,
-                    "drift_penalty": fnn.DriftPenalty}
-NOT_LOSSES = {"d_loss", "g_loss", "clip_weights_"}  # dispatchers (DLoss/GLoss) and an in-place utility
+                    "drift_penalty": fnn.DriftPenalty, "approx_r1_penalty": fnn.ApproxR1Penalty}
+# functionals whose Module keeps state between calls (tests/test_recipes.py checks them)
+STATEFUL = {"lecam_penalty": fnn.LeCamRegularizer}
+MODULE_ONLY = {"PathLengthRegularizer"}  # StyleGAN2's regulariser exists only as a Module (its pl_mean)
+# dispatchers (DLoss/GLoss), an in-place utility, and VQGAN's adaptive weight (a weight, not a loss)
+NOT_LOSSES = {"d_loss", "g_loss", "clip_weights_", "adaptive_weight"}
 
 
 def test_every_functional_has_a_module():
-    have = set(MODULES) | set(CRITIC_PENALTIES) | set(LISTS) | NOT_LOSSES
+    have = set(MODULES) | set(CRITIC_PENALTIES) | set(LISTS) | set(STATEFUL) | NOT_LOSSES
     assert set(F.__all__) == have, f"functional without a Module in fastgan.nn: {set(F.__all__) - have}"
     assert set(fnn.__all__) == {c.__name__ for c, _ in MODULES.values()} | {
-        c.__name__ for c in CRITIC_PENALTIES.values()} | {c.__name__ for c in LISTS.values()} | {"DLoss", "GLoss"}
+        c.__name__ for c in CRITIC_PENALTIES.values()} | {c.__name__ for c in LISTS.values()} | {
+        c.__name__ for c in STATEFUL.values()} | MODULE_ONLY | {"DLoss", "GLoss"}
 
 
 def _inputs(name, gen):
@@ -98,6 +103,9 @@ def test_penalty_modules_equal_functionals():
     assert fnn.DRAGANPenalty(c=0.3)(critic, real, alpha, noise=noise) == \
         F.dragan_penalty(critic, real, c=0.3, alpha=alpha, noise=noise)
     assert fnn.DriftPenalty(eps=0.1)(real) == F.drift_penalty(real, eps=0.1)
+    noise = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    assert fnn.ApproxR1Penalty(sigma=0.2)(critic, real, noise=noise) == \
+        F.approx_r1_penalty(critic, real, sigma=0.2, noise=noise)
 
 
 # --------------------------------------------------------------------------- compat: plain torch conventions

@@ -54,7 +54,20 @@ OTHER_MODULES = {
     "DRAGANPenalty": lambda x, y: fnn.DRAGANPenalty()(lambda z: (z * 1e-3).sum(), x.view(4, -1),
                                                     noise=torch.zeros_like(x.view(4, -1))),
     "DriftPenalty": lambda x, y: fnn.DriftPenalty()(x),
+    "ApproxR1Penalty": lambda x, y: fnn.ApproxR1Penalty()(lambda z: z * 1e-2, x.view(4, -1),
+                                                        noise=y.view(4, -1)),
+    "LeCamRegularizer": lambda x, y: fnn.LeCamRegularizer(decay=0.5)(x, y),
+    "PathLengthRegularizer": lambda x, y: _path_length(x, y),
 }
+
+
+def _path_length(x, y):
+    """StyleGAN2's regulariser on a 4×1×125×140 "image" linear in 4×17 500 latents: the
+    per-sample sum of 17 500 squared half-type gradients, from the same noise each time."""
+    w = x.view(4, -1).detach().requires_grad_()
+    img = (w * y.view(4, -1).detach()).view(4, 1, 125, 140)
+    torch.manual_seed(0)
+    return fnn.PathLengthRegularizer()(img, w)
 COMPAT = {
     "Pix2PixGANLoss": [lambda x: compat.Pix2PixGANLoss(m)(x, r) for m in ("lsgan", "vanilla", "wgangp")
                        for r in (True, False)],
