@@ -49,7 +49,8 @@ packed several to a program; no atomics, every sum in a fixed order):
 
 Half types compute in float32, float64 in float64 (``F64``).
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import math
 
