@@ -269,14 +269,18 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
     for r0 in range(0, R, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < R
-        a = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
-        b = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        # the tiles are summed element-wise and reduced once after the loop: a tl.sum inside
+        # this inner loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
+        a2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        b2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             msk = row_ok[:, None] & (cols < S)[None, :]
             at = div_ptr + (rows[:, None] * S + cols[None, :]) * 2
-            a += tl.sum(tl.load(at, mask=msk, other=0.0), axis=1)
-            b += tl.sum(tl.load(at + 1, mask=msk, other=0.0), axis=1)
+            a2 += tl.load(at, mask=msk, other=0.0)
+            b2 += tl.load(at + 1, mask=msk, other=0.0)
+        a = tl.sum(a2, axis=1)
+        b = tl.sum(b2, axis=1)
         tl.store(rowdiv_ptr + rows * 2, a, mask=row_ok)
         tl.store(rowdiv_ptr + rows * 2 + 1, b, mask=row_ok)
         if JS:
