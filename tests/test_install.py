@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,42 @@ def test_sdist_has_the_sources_and_no_partial_test_suite(tmp_path):
         assert need in names, need
     # either a runnable suite (conftest, helpers, ...) or none: fastgan ships none
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]
+
+
+def _version(text: str) -> tuple:
+    parts = [int(p) for p in text.split("+")[0].split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def _lower_bound(requirements, name: str) -> tuple:
+    (req,) = [r for r in requirements if r.split(">=")[0].strip() == name]
+    return _version(req.split(">=")[1].split(",")[0].strip())
+
+
+def test_declared_bounds_are_the_oldest_pair_that_passed():
+    """pyproject's torch and triton lower bounds are the oldest row marked ``pass`` in the
+    newest compat-matrix results (benchmarks/compat_matrix.sh)."""
+    import glob
+    project = _pyproject()["project"]
+    files = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "compat-matrix-*.md")))
+    assert files, "no benchmarks/results/compat-matrix-*.md"
+    passed = []
+    with open(files[-1]) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and len(cells) > 3 and cells[-1] == "pass":
+                passed.append((_version(cells[0]), _version(cells[1])))
+    assert passed, f"no passing row in {files[-1]}"
+    torch_v, triton_v = min(passed)
+    assert _lower_bound(project["dependencies"], "torch") == torch_v
+    assert _lower_bound(project["optional-dependencies"]["triton"], "triton") == triton_v
+
+
+def test_kernels_keep_plain_annotations():
+    """Triton <= 3.1's interpreter finds a kernel's constexpr parameters by their annotation
+    object: under ``from __future__ import annotations`` (strings) it takes them for plain
+    arguments and fails ("Shape element 0 must have type `constexpr`")."""
+    import glob
+    for path in glob.glob(os.path.join(ROOT, "kernels", "*.py")):
+        with open(path) as f:
+            assert not re.search(r"^from __future__ import annotations", f.read(), re.M), path
