@@ -415,7 +415,7 @@ def _find_status() -> Tuple[bool, str]:
     problem = prerequisites()
     if problem:
         return False, problem
-    return True, "C++ extension, JIT-built with ninja on first use (about a minute; `fastgan build` builds it now)"
+    return True, "C++ extension, JIT-built with ninja on first use (a few minutes, once; `fastgan build` builds it now)"
 
 
 def status() -> Tuple[bool, str]:
