@@ -15,7 +15,28 @@ from .tools.args import positive_int
 
 
 def _info(args) -> int:
+    import contextlib
+    import io
+    import logging
+
     import torch
+
+    # A CUDA build of torch without a GPU says "No CUDA runtime is found, using CUDA_HOME=..."
+    # when torch.utils.cpp_extension is imported (as the native backend's status does); info
+    # reports nvcc and the devices itself, so that one line is dropped, the rest kept.
+    no_runtime = "No CUDA runtime is found"
+    drop = logging.Filter()
+    drop.filter = lambda record: not record.getMessage().startswith(no_runtime)  # torch >= 2.6: a log record
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    cpp_log.addFilter(drop)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):  # torch < 2.6: a print to stderr
+            import torch.utils.cpp_extension  # noqa: F401
+    finally:
+        cpp_log.removeFilter(drop)
+        sys.stderr.write("".join(line for line in printed.getvalue().splitlines(True)
+                                 if not line.startswith(no_runtime)))
 
     import fastgan
     print(f"fastgan  {fastgan.__version__}")

@@ -49,7 +49,8 @@ packed several to a program; no atomics, every sum in a fixed order):
 
 Half types compute in float32, float64 in float64 (``F64``).
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import math
 
@@ -195,22 +196,26 @@ def dist_stats_kernel(x_ptr, y_ptr, part_ptr, R, D, S, iters,
 
 @triton.jit
 def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr, SPLITS: tl.constexpr):
-    # (max, sum) of one input over a row's S partials (fields k, k + 1), in a fixed order
-    m = _acc(tl.zeros([ROWS], dtype=tl.float32), F64) + float("-inf")
+    # (max, sum) of one input over a row's S partials (fields k, k + 1), in a fixed order.
+    # The tiles are combined element-wise and reduced once after each loop: a tl.max / tl.sum
+    # inside the loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
+    m2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64) + float("-inf")
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
         mk = tl.load(part_ptr + (rows[:, None] * S + cols[None, :]) * 4 + k, mask=msk, other=float("-inf"))
-        m = tl.maximum(m, tl.max(mk, axis=1))
+        m2 = tl.maximum(m2, mk)
+    m = tl.max(m2, axis=1)
     ref = tl.where(m == float("-inf"), 0.0, m)
-    s = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    s2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
         at = part_ptr + (rows[:, None] * S + cols[None, :]) * 4 + k
         mk = tl.load(at, mask=msk, other=float("-inf"))
         sk = tl.load(at + 1, mask=msk, other=0.0)
-        s += tl.sum(tl.where(sk == 0, 0.0, sk * tl.exp(mk - ref[:, None])), axis=1)
+        s2 += tl.where(sk == 0, 0.0, sk * tl.exp(mk - ref[:, None]))
+    s = tl.sum(s2, axis=1)
     return m, s
 
 
@@ -268,14 +273,18 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
     for r0 in range(0, R, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < R
-        a = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
-        b = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        # the tiles are summed element-wise and reduced once after the loop: a tl.sum inside
+        # this inner loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
+        a2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        b2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             msk = row_ok[:, None] & (cols < S)[None, :]
             at = div_ptr + (rows[:, None] * S + cols[None, :]) * 2
-            a += tl.sum(tl.load(at, mask=msk, other=0.0), axis=1)
-            b += tl.sum(tl.load(at + 1, mask=msk, other=0.0), axis=1)
+            a2 += tl.load(at, mask=msk, other=0.0)
+            b2 += tl.load(at + 1, mask=msk, other=0.0)
+        a = tl.sum(a2, axis=1)
+        b = tl.sum(b2, axis=1)
         tl.store(rowdiv_ptr + rows * 2, a, mask=row_ok)
         tl.store(rowdiv_ptr + rows * 2 + 1, b, mask=row_ok)
         if JS:

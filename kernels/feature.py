@@ -5,7 +5,8 @@ Per map ``Σ_i |g − r|^P`` (``P`` = 1 or 2), and its gradient ``∂/∂g = c �
 negation.  The kernel that runs them over every map of a call in one launch is
 ``kernels/multi.py`` (``multi_fm_fwd_kernel``, ``multi_fm_bwd_kernel``).
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import triton
 import triton.language as tl

@@ -38,7 +38,8 @@ Design (the fewest bytes moved):
   the exact parameter (a hinge exactly at an fp64 margin is exactly 0), any
   finite value fits, and float32 kernels round it once.
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import struct
 from dataclasses import dataclass

@@ -33,7 +33,8 @@ pointer of the element type of ``x0_ptr`` (any member: only its type is used).
 The element formulas are those of ``kernels/losses.py`` (``_term``, ``_dterm``) and
 ``kernels/feature.py`` (``_diff``, ``_fm_term``, ``_grad``), written once.
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import struct
 from typing import List, Sequence, Tuple

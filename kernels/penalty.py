@@ -28,7 +28,8 @@ full tile masked, so rows of any length keep 128-bit accesses; with several rows
 program a tile is unmasked when all its rows and columns are inside (128-bit
 accesses need D divisible by 16 there: the rows start at multiples of D).
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 from dataclasses import dataclass
 

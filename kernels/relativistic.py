@@ -45,7 +45,8 @@ unmasked and the last tile of a side masked; int64 offsets; half types computed
 in float32, float64 in float64; partial sums combined in a fixed order, no
 atomics, so results are bit-identical run after run.
 """
-from __future__ import annotations
+# no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
+# constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
 import triton
 import triton.language as tl

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -219,6 +220,40 @@ def test_bad_so_in_cache_is_rebuilt(built, tmp_path, damage):
     _ok(out)  # not killed by SIGBUS
     assert _line(out, "NATIVE") == "NATIVE True False"  # rebuilt, correct
     assert nb._is_complete(so)
+
+
+def _fastgan_lines(err: str) -> list:
+    return [ln for ln in err.splitlines() if ln.startswith("fastgan: ")]
+
+
+@needs_native
+@slow
+def test_build_says_what_it_does_on_stderr(tmp_path):
+    """A build prints (by default, on stderr) what it builds and where, that it happens once,
+    a heartbeat while it runs and the elapsed time at the end."""
+    cache = tmp_path / "cache"
+    out = _run(NATIVE_LOSS, _env(cache, FASTGAN_BUILD_HEARTBEAT="0.5"), BUILD_S)
+    _ok(out)
+    assert _line(out, "NATIVE") == "NATIVE True False"  # built here
+    lines = _fastgan_lines(out.stderr)
+    assert len(lines) >= 3, out.stderr[-3000:]
+    (folder,) = [p for p in cache.glob("fastgan_native_*") if p.is_dir()]
+    first, beats, last = lines[0], lines[1:-1], lines[-1]
+    assert first.startswith("fastgan: building the native C++ extension"), first
+    assert str(folder) in first and "once" in first, first
+    assert beats and all(re.fullmatch(r"fastgan: still building the native extension \(\d+ s so far\)", b)
+                         for b in beats), beats
+    assert re.fullmatch(rf"fastgan: native extension built in \d+\.\d s \({re.escape(str(folder))}\)", last), last
+
+
+@needs_native
+def test_cache_hit_is_quiet(built, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(built, cache)
+    out = _run(NATIVE_LOSS, _env(cache, FASTGAN_BUILD_HEARTBEAT="0.5"), QUICK_S)
+    _ok(out)
+    assert _line(out, "NATIVE") == "NATIVE True True"  # loaded from the cache
+    assert _fastgan_lines(out.stderr) == [], out.stderr[-3000:]
 
 
 @needs_native

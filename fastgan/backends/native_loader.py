@@ -19,18 +19,27 @@ The cache is safe to share:
 
 A failed build raises ``NativeBuildError`` with the reason (the compiler's message
 when the compiler failed); ``status()`` says it without building.
+
+A build says what it does on stderr, through the logger ``fastgan.build`` (level INFO,
+with a stderr handler of its own, so it shows by default): one line when it starts
+(what is built, where the cache is, that it happens once), a line every
+``$FASTGAN_BUILD_HEARTBEAT`` seconds while it runs (default 15; 0 turns them off), and
+the elapsed time at the end.  Loading a cached build says nothing.  To silence it:
+``logging.getLogger("fastgan.build").setLevel(logging.WARNING)``.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.util
+import logging
 import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -46,6 +55,28 @@ CUDA_CFLAGS = ("-O3", "--expt-relaxed-constexpr")
 LDFLAGS = ("-fopenmp",)
 LIB_EXT = ".pyd" if sys.platform == "win32" else ".so"
 BUILD_TIMEOUT_S = 15 * 60  # how long to wait for another process's build (FASTGAN_BUILD_TIMEOUT)
+HEARTBEAT_S = 15.0  # a "still building" line this often (FASTGAN_BUILD_HEARTBEAT)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the ``sys.stderr`` of the moment (not the one at import, which a test or a
+    notebook may have replaced since)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - as logging's own handlers do
+            self.handleError(record)
+
+
+log = logging.getLogger("fastgan.build")
+if not log.handlers:  # visible by default: a library logger without a handler shows WARNING and above only
+    _handler = _StderrHandler()
+    _handler.setFormatter(logging.Formatter("fastgan: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 class NativeBuildError(RuntimeError):
@@ -222,6 +253,48 @@ def _build_timeout() -> float:
     return seconds
 
 
+def _heartbeat_s() -> float:
+    value = os.environ.get("FASTGAN_BUILD_HEARTBEAT", "")
+    try:
+        seconds = float(value) if value.strip() else HEARTBEAT_S
+    except ValueError:
+        seconds = HEARTBEAT_S
+    return seconds if 0 < seconds < math.inf else 0.0
+
+
+class _Progress:
+    """The build's lines: a start line now, a heartbeat line every ``_heartbeat_s()`` seconds
+    from a daemon thread while the build runs, and the elapsed time at the end."""
+
+    def __init__(self, name: str, folder: Path, cuda: bool):
+        where = "CPU and CUDA" if cuda else "CPU only"
+        log.info("building the native C++ extension %s (%s) into the cache %s; this happens once for this "
+                 "torch, compiler and source version and can take a few minutes (later runs load it from the cache)",
+                 name, where, folder)
+        self.t0 = time.perf_counter()
+        self.done = threading.Event()
+        interval = _heartbeat_s()
+        self.thread = None
+        if interval:
+            self.thread = threading.Thread(target=self._beat, args=(interval,), name="fastgan-build-heartbeat",
+                                           daemon=True)
+            self.thread.start()
+
+    def _beat(self, interval: float) -> None:
+        while not self.done.wait(interval):
+            log.info("still building the native extension (%.0f s so far)", time.perf_counter() - self.t0)
+
+    def finish(self, ok: bool, folder: Path) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+        seconds = time.perf_counter() - self.t0
+        if ok:
+            log.info("native extension built in %.1f s (%s)", seconds, folder)
+        else:
+            log.info("native extension build failed after %.1f s", seconds)
+
+
 def _import(name: str, so: Path, folder: Path):
     """Import a complete build (as cpp_extension does; the module registers torch.ops.fastgan_native)."""
     try:
@@ -265,8 +338,7 @@ def _build_locked(name: str, folder: Path, so: Path, cuda: bool, verbose: bool):
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            print(f"fastgan: waiting for another build of the native extension (lock {lock_path})",
-                  file=sys.stderr, flush=True)
+            log.info("waiting for another process's build of the native extension (lock %s)", lock_path)
             lock.acquire()
     except filelock.Timeout:  # before OSError: Timeout is a TimeoutError
         raise NativeBuildError(f"waited {timeout:.0f} s for the build lock {lock_path}: another process (or thread) "
@@ -280,16 +352,20 @@ def _build_locked(name: str, folder: Path, so: Path, cuda: bool, verbose: bool):
         # We hold the lock, so no one is building here: anything in the folder is stale (a
         # killed build's outputs, whose torch baton file `lock` would make cpp_extension wait
         # forever, or a truncated .so).  Start afresh.
+        progress, ok = _Progress(name, folder, cuda), False
         try:
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             module = _compile(name, folder, cuda, verbose)
             _write_record(so)
+            ok = True
         except OSError as exc:
             raise NativeBuildError(f"building the C++ extension failed: {type(exc).__name__}: {exc} (in {folder}); "
                                    f"check that {root} is writable and has free space, "
                                    f"or set FASTGAN_CACHE_DIR to another folder") from None
+        finally:
+            progress.finish(ok, folder)
         return module, False
     finally:
         lock.release()
@@ -339,7 +415,7 @@ def _find_status() -> Tuple[bool, str]:
     problem = prerequisites()
     if problem:
         return False, problem
-    return True, "C++ extension, JIT-built with ninja on first use (about a minute; `fastgan build` builds it now)"
+    return True, "C++ extension, JIT-built with ninja on first use (a few minutes, once; `fastgan build` builds it now)"
 
 
 def status() -> Tuple[bool, str]:

@@ -21,6 +21,7 @@ and torch.compile wrappers, read top to bottom.
 from __future__ import annotations
 
 import math
+import typing
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -436,11 +437,21 @@ def _unpack(kind: int, params: Sequence[float], has_real: bool) -> PairOptions:
     return PairOptions(Kind(kind), real, Side(params[2], params[3]))
 
 
+def _custom_op(name: str):
+    """``torch.library.custom_op(name, mutates_args=())`` with the annotations resolved: this
+    module's annotations are strings (``from __future__ import annotations``), which the
+    schema inference of torch 2.4 rejects."""
+    def wrap(fn):
+        fn.__annotations__ = typing.get_type_hints(fn)
+        return torch.library.custom_op(name, mutates_args=())(fn)
+    return wrap
+
+
 def _fake_like(x: Tensor) -> Tensor:
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("fastgan::triton_pair_loss", mutates_args=())
+@_custom_op("fastgan::triton_pair_loss")
 def _pair_loss_op(real: Optional[Tensor], fake: Tensor, kind: int, params: List[float],
                   reduction: str) -> List[Tensor]:
     return pair_forward(real, fake, _unpack(kind, params, real is not None), reduction)
@@ -453,7 +464,7 @@ def _(real, fake, kind, params, reduction):
     return [fake.new_empty(())]
 
 
-@torch.library.custom_op("fastgan::triton_pair_loss_backward", mutates_args=())
+@_custom_op("fastgan::triton_pair_loss_backward")
 def _pair_loss_bwd_op(real: Optional[Tensor], fake: Tensor, kind: int, params: List[float], reduction: str,
                       grads: List[Tensor]) -> List[Tensor]:
     return pair_backward(real, fake, _unpack(kind, params, real is not None), reduction, grads)
@@ -464,7 +475,7 @@ def _(real, fake, kind, params, reduction, grads):
     return [_fake_like(real) if real is not None else fake.new_empty(0), _fake_like(fake)]
 
 
-@torch.library.custom_op("fastgan::triton_bce_with_logits", mutates_args=())
+@_custom_op("fastgan::triton_bce_with_logits")
 def _bce_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
             reduction: str) -> Tensor:
     return bce_forward(x, t, weight, pos_weight, reduction)
@@ -475,7 +486,7 @@ def _(x, t, weight, pos_weight, reduction):
     return _fake_like(x) if reduction == "none" else x.new_empty(())
 
 
-@torch.library.custom_op("fastgan::triton_bce_with_logits_backward", mutates_args=())
+@_custom_op("fastgan::triton_bce_with_logits_backward")
 def _bce_bwd_op(x: Tensor, t: Tensor, weight: Optional[Tensor], pos_weight: Optional[Tensor],
                 reduction: str, up: Tensor, needs: List[bool]) -> List[Tensor]:
     """The gradients ``needs`` asks for, in the order (input, target, weight, pos_weight);
@@ -505,7 +516,7 @@ def _(x, t, weight, pos_weight, reduction, up, needs):
     return [_fake_like(v) if (need and v is not None) else x.new_empty(0) for v, need in zip(likes, needs)]
 
 
-@torch.library.custom_op("fastgan::triton_grad_norm_penalty", mutates_args=())
+@_custom_op("fastgan::triton_grad_norm_penalty")
 def _penalty_op(g: Tensor, center: float, one_sided: bool, reduction: str) -> List[Tensor]:
     return penalty_forward(g, center, one_sided, reduction)
 
@@ -517,7 +528,7 @@ def _(g, center, one_sided, reduction):
     return [out, g.new_empty((B,), dtype=_acc_dtype(g.dtype))]
 
 
-@torch.library.custom_op("fastgan::triton_grad_norm_penalty_backward", mutates_args=())
+@_custom_op("fastgan::triton_grad_norm_penalty_backward")
 def _penalty_bwd_op(g: Tensor, sq: Tensor, center: float, one_sided: bool, reduction: str, up: Tensor) -> Tensor:
     return penalty_backward(g, sq, center, one_sided, reduction, up)
 
