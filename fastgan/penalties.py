@@ -209,6 +209,18 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *, weight: float = 10.0
     return finish(w * grad_norm_penalty(g, center=center, one_sided=one_sided))
 
 
+def _noise(noise: Optional[Tensor], x: Tensor, draw) -> Tensor:
+    """The perturbation of ``x``: ``noise`` checked against ``x``'s shape and device, or
+    ``draw(x)`` (the global generator) when None."""
+    if noise is None:
+        return draw(x)
+    check_tensor("noise", noise)
+    if noise.shape != x.shape or noise.device != x.device:
+        raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
+                         f"{tuple(noise.shape)} on {noise.device}")
+    return noise
+
+
 def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5, alpha: Optional[Tensor] = None,
                    scaler=None, noise: Optional[Tensor] = None) -> Tensor:
     """DRAGAN (Kodali et al. 2017): the gradient penalty around perturbed real data,
@@ -227,13 +239,7 @@ def dragan_penalty(critic, real: Tensor, *, weight: float = 10.0, c: float = 0.5
     w, c = check_number("weight", weight), check_number("c", c)
     scaler = _check_scaler(scaler)
     x = real.detach()
-    if noise is None:
-        noise = torch.rand_like(x)
-    else:
-        check_tensor("noise", noise)
-        if noise.shape != x.shape or noise.device != x.device:
-            raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
-                             f"{tuple(noise.shape)} on {noise.device}")
+    noise = _noise(noise, x, torch.rand_like)
     a = _alpha(alpha, x, x.dtype)
     # one population std over the batch (numpy's X.std(), ddof 0: one element has std 0)
     x_hat = (x + a * (c * x.std(correction=0)) * noise.detach().to(x.dtype)).requires_grad_(True)
@@ -282,13 +288,7 @@ def approx_r1_penalty(critic, real: Tensor, *, sigma: float = 0.1, weight: float
     check_tensor("real", real)
     sigma, w = check_number("sigma", sigma), check_number("weight", weight)
     x = real.detach()
-    if noise is None:
-        noise = torch.randn_like(x)
-    else:
-        check_tensor("noise", noise)
-        if noise.shape != x.shape or noise.device != x.device:
-            raise ValueError(f"noise must have real's shape {tuple(x.shape)} and device {x.device}; got "
-                             f"{tuple(noise.shape)} on {noise.device}")
+    noise = _noise(noise, x, torch.randn_like)
     clean, noisy = critic(x), critic(x + sigma * noise.detach().to(x.dtype))
     for o in (clean, noisy):
         if not isinstance(o, Tensor):
