@@ -33,7 +33,7 @@ import torch.utils.benchmark as tb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
-from fastgan.backends import native_backend, native_loader  # noqa: E402
+from fastgan.backends import native, native_loader  # noqa: E402
 from fastgan.registry import OPS, Reduction  # noqa: E402
 from fastgan.tools import bench  # noqa: E402
 from fastgan.tools.cases import CASES  # noqa: E402
@@ -95,7 +95,7 @@ def main():
                                                             xs),
                 "python-fn": lambda: torch.autograd.grad(PythonPairLoss.apply(real, fake, k, params, mean)[0], xs),
             }
-            assert fastgan.backends.resolve(real.device) is native_backend
+            assert fastgan.backends.resolve(real.device) is native
             for g_py, g_native in zip(providers["python-fn"](), providers["native"]()):
                 torch.testing.assert_close(g_py, g_native)  # the same gradients, other autograd
             rounds = {name: [] for name in providers}

@@ -24,7 +24,7 @@
 //   gaussian_kl_bwd(mu, logvar, reduction, up, need_mu, need_logvar) -> [∂mu, ∂logvar]
 //   divergence_fwd(p, q, dim, js, reduction) -> [loss, stat (R, 4), rowdiv (R, 2)]
 //   divergence_bwd(p, q, dim, js, reduction, stat, rowdiv, up, need_p, need_q) -> [∂p, ∂q]
-// A gradient not asked for is an empty tensor.  Autograd: fastgan/backends/native_backend.py (divergences).
+// A gradient not asked for is an empty tensor.  Autograd: fastgan/backends/native/divergence.py (fused.Fused).
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(CPU_CAPABILITY_AVX2) && !defined(CPU_CAPABILITY_DEFAULT)
 #define CPU_CAPABILITY_AVX2

@@ -72,6 +72,11 @@ std::vector<at::Tensor> pair_list_bwd_cpu(at::TensorList reals, at::TensorList f
                                           at::ArrayRef<double> params, int64_t reduction, const at::Tensor& up,
                                           const c10::optional<c10::List<bool>>& needs);
 
+// the relativistic losses' autograd ops through the dispatcher, for pybind11 (relativistic.cpp)
+std::vector<at::Tensor> py_ragan_loss(const at::Tensor& real, const at::Tensor& fake,
+                                      const std::vector<double>& labels, int64_t reduction);
+at::Tensor py_rpgan_loss(const at::Tensor& real, const at::Tensor& fake, bool gen, int64_t reduction);
+
 // helpers shared by both devices
 inline double mean_weight(int64_t reduction, int64_t n) {
   return (reduction == MEAN && n > 0) ? 1.0 / static_cast<double>(n) : 1.0;

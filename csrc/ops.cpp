@@ -16,6 +16,7 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include "autograd_rules.h"
 #include "fastgan.h"
 
 namespace fastgan {
@@ -208,45 +209,10 @@ at::Tensor penalty_bwd_meta(const at::Tensor& g, const at::Tensor& sq, double ce
 // derivatives agree with the kernels and second derivatives are exact.  It is the only
 // other source of these formulas; tests/test_native.py, test_autograd.py and the oracle
 // tests check it against the kernels and the reference.
-//   mask0_aten / mul0_aten   the 0 · ∞ = 0 products
-//   dbce_aten                d BCEwithlogits / d s
-//   dterm_aten               d term / d s of each pair-loss kind
-//   PairLossFn / BceFn / PenaltyFn::backward, their create_graph (ATen) branches
-
-// the mean's weight 1/n as a Scalar: the same double as the kernels' mean_weight for a
-// concrete size; a symbolic float while tracing with dynamic shapes (torch.compile)
-c10::Scalar mean_scalar(int64_t reduction, const c10::SymInt& n) {
-  if (auto c = n.maybe_as_int()) return mean_weight(reduction, *c);
-  if (reduction != MEAN) return 1.0;
-  return c10::SymFloat(1.0) / c10::SymFloat(n);
-}
-
-// 0 · ∞ = 0 in the label products, as reference._mul0: b with its infinite values
-// replaced by 0 where a == 0 (d(a · b)/da, so a label of exactly 0 or 1 keeps its
-// gradient wherever b is finite), and the product itself
-at::Tensor mask0_aten(const at::Tensor& a, const at::Tensor& b) {
-  return at::where((a == 0).logical_and(b.isinf()), at::zeros_like(b), b);
-}
-at::Tensor mul0_aten(const at::Tensor& a, const at::Tensor& b) { return a * mask0_aten(a, b); }
-
-// d BCEwithlogits(s, t) / ds = sigmoid(s) − t, as the kernels' dbce: the branch that
-// does not cancel in each tail; 0.5 − t at s = 0, 1 − t at +∞, −t at −∞, nan for nan.
-// Each branch is differentiable, so the second derivative is sigmoid'(s) everywhere.
-template <typename T>
-at::Tensor dbce_aten(const at::Tensor& s, const T& t) {
-  return at::where(s > 0, (1 - t) - at::sigmoid(-s), at::sigmoid(s) - t);
-}
-
-at::Tensor dterm_aten(const at::Tensor& s, int64_t kind, double sgn, double t) {
-  switch (kind) {
-    case BCE: return dbce_aten(s, t) * sgn;
-    // sgn where t + sgn·s > 0, else 0 (zero at the margin), as relu's backward; a function
-    // of s (derivative 0), so a create_graph gradient stays in the graph as torch's relu
-    case HINGE: return at::threshold_backward(at::full_like(s, sgn), s * sgn + t, 0);
-    case LSGAN: return s - t;
-    default: return at::full_like(s, sgn);  // LINEAR: a constant, as torch's
-  }
-}
+//   autograd_rules.h         mask0_aten / mul0_aten (the 0 · ∞ = 0 products), dbce_aten
+//                            (d BCEwithlogits / d s), dterm_aten (d term / d s per kind)
+//   PairLossFn / BceFn / PenaltyFn::backward here, RaganFn / RpganFn::backward in
+//   relativistic.cpp: their create_graph (ATen) branches
 
 // ------------------------------------------------------------------ autograd functions
 
@@ -473,7 +439,7 @@ at::Tensor py_bce_loss(const at::Tensor& x, const at::Tensor& t, const c10::opti
   return op.call(x, t, w, pw, reduction);
 }
 
-// the list ops are raw ops (their autograd is native_backend._PairLossList, one Python node
+// the list ops are raw ops (their autograd is fused.Fused in native/multi.py, one Python node
 // over all the tensors); pybind11 reaches them with one unboxed dispatcher call
 at::Tensor py_pair_list_fwd(const std::vector<at::Tensor>& reals, const std::vector<at::Tensor>& fakes, int64_t kind,
                             const std::vector<double>& params, int64_t reduction) {
@@ -580,4 +546,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("penalty", &fastgan::py_penalty);
   m.def("pair_list_fwd", &fastgan::py_pair_list_fwd);
   m.def("pair_list_bwd", &fastgan::py_pair_list_bwd);
+  m.def("ragan_loss", &fastgan::py_ragan_loss);
+  m.def("rpgan_loss", &fastgan::py_rpgan_loss);
 }

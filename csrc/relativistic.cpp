@@ -1,22 +1,17 @@
-// fastgan native CPU kernels of the relativistic losses, RaGAN and RpGAN (raw ops, no
-// autograd: fastgan/backends/native_backend.py wraps them in an autograd.Function).
-//
-// The math is in kernels/relativistic.py's docstring.  RaGAN: the two batch sums, then one
-// pass per side computing BCE(x − ȳ, t_r) / BCE(y − x̄, t_f) and, when reduced, in the same
-// pass Σa, Σb (a = σ(x − ȳ) − t_r, b = σ(y − x̄) − t_f), returned as stats = (Σx, Σy, Σa, Σb);
-// the backward is then one element-wise pass:
+// fastgan native CPU kernels of the relativistic losses, RaGAN and RpGAN: the raw ops
+// ragan_fwd / ragan_bwd / rpgan_fwd / rpgan_bwd, and their C++ autograd (RaganFn, RpganFn:
+// the ops ragan_loss / rpgan_loss).  The math is in kernels/relativistic.py's docstring.
+// RaGAN: the two batch sums, then one pass per side computing BCE(x − ȳ, t_r) / BCE(y − x̄,
+// t_f) and, when reduced, in the same pass Σa, Σb (a = σ(x − ȳ) − t_r, b = σ(y − x̄) − t_f),
+// returned as stats = (Σx, Σy, Σa, Σb); the backward is one element-wise pass:
 //   ∂/∂x_k = c_r·a_k − k_r,  ∂/∂y_k = c_f·b_k − k_f,
 //   reduced:  c_r = up·w_r, k_r = up·w_f·Σb / n_r (and symmetrically),
 //   "none":   c = the upstream element, k_r = Σ g_f·b / n_r (one reduction pass first).
 // RpGAN: s = ±(x − y), term BCE(s, 1) = softplus(−s), one pass each way over both tensors.
-//
-// The element formulas are elementwise.h's (bce, dbce, term_and_dterm), evaluated on
-// at::vec vectors through the Lanes wrapper below, whose Prim primitives are the at::vec /
-// SLEEF functions (cpu.cpp's specialisations of Prim for at::vec::Vectorized live in that
-// translation unit; once they move to a shared header, Lanes can go).  Reductions go over
-// fixed kChunk-element chunks with at::parallel_for, partial sums added in chunk order:
-// the result does not depend on the number of threads.  CPU only: CUDA tensors take the
-// composition in Python (the CUDA path of the fused kernels is the Triton backend).
+// Element formulas: elementwise.h's, on at::vec vectors through the Lanes wrapper below.
+// Reductions over fixed kChunk-element chunks (at::parallel_for), added in chunk order: the
+// result does not depend on the number of threads.  CPU only (on CUDA the native backend
+// runs the reference; the CUDA path of the fused kernels is the Triton backend).
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(CPU_CAPABILITY_AVX2) && !defined(CPU_CAPABILITY_DEFAULT)
 #define CPU_CAPABILITY_AVX2
@@ -27,12 +22,15 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <array>
 #include <limits>
 #include <vector>
 
+#include "autograd_rules.h"
 #include "elementwise.h"
 #include "fastgan.h"
 
@@ -408,12 +406,181 @@ std::vector<at::Tensor> rpgan_bwd_meta(const at::Tensor& real, const at::Tensor&
 
 }  // namespace
 
+// ---------------------------------------------------------------- autograd (C++, as ops.cpp's pair_loss)
+// First derivatives from ragan_bwd / rpgan_bwd; with create_graph, ATen formulas: with
+// c_r = u_r·dbce(x − ȳ, t_r), c_f = u_f·dbce(y − x̄, t_f): ∂x = c_r − Σc_f / n_r, ∂y = c_f −
+// Σc_r / n_f; RpGAN: σ of the softplus argument.  (Per-call cost: autograd-cost-cpu.md.)
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::vector<at::Tensor> call_ragan_fwd(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> labels,
+                                       int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::ragan_fwd", "")
+                       .typed<std::vector<at::Tensor>(const at::Tensor&, const at::Tensor&, at::ArrayRef<double>,
+                                                      int64_t)>();
+  return op.call(real, fake, labels, reduction);
+}
+
+std::vector<at::Tensor> call_ragan_bwd(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> labels,
+                                       int64_t reduction, const at::Tensor& stats, at::TensorList grads,
+                                       std::array<bool, 2> needs) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::ragan_bwd", "")
+                       .typed<std::vector<at::Tensor>(const at::Tensor&, const at::Tensor&, at::ArrayRef<double>,
+                                                      int64_t, const at::Tensor&, at::TensorList,
+                                                      std::array<bool, 2>)>();
+  return op.call(real, fake, labels, reduction, stats, grads, needs);
+}
+
+at::Tensor call_rpgan_fwd(const at::Tensor& real, const at::Tensor& fake, bool gen, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::rpgan_fwd", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, bool, int64_t)>();
+  return op.call(real, fake, gen, reduction);
+}
+
+std::vector<at::Tensor> call_rpgan_bwd(const at::Tensor& real, const at::Tensor& fake, bool gen, int64_t reduction,
+                                       const at::Tensor& up, std::array<bool, 2> needs) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::rpgan_bwd", "")
+                       .typed<std::vector<at::Tensor>(const at::Tensor&, const at::Tensor&, bool, int64_t,
+                                                      const at::Tensor&, std::array<bool, 2>)>();
+  return op.call(real, fake, gen, reduction, up, needs);
+}
+
+// the upstream gradient of a side times its reduction weight, in the accumulation dtype
+at::Tensor side_up(const at::Tensor& up, const at::Tensor& x, int64_t reduction) {
+  const at::Tensor u = up.to(acc_type(x.scalar_type()));
+  return reduction == NONE ? u : u * mean_scalar(reduction, x.sym_numel());
+}
+
+struct RaganFn : public torch::autograd::Function<RaganFn> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& real, const at::Tensor& fake,
+                               std::vector<double> labels, int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto out = call_ragan_fwd(real, fake, labels, reduction);
+    ctx->saved_data["labels"] = labels;
+    ctx->saved_data["reduction"] = reduction;
+    ctx->save_for_backward({real, fake, out.back()});
+    out.pop_back();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &real = saved[0], &fake = saved[1];
+    const std::vector<double> t = ctx->saved_data["labels"].toDoubleVector();
+    const int64_t reduction = ctx->saved_data["reduction"].toInt();
+    const std::array<bool, 2> needs = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
+    at::Tensor g_r, g_f;
+    if (at::GradMode::is_enabled()) {  // create_graph: differentiable formulas
+      const auto acc = acc_type(fake.scalar_type());
+      const at::Tensor x = real.to(acc), y = fake.to(acc);
+      const at::Tensor c_r = side_up(grads[0], real, reduction) * dbce_aten(x - y.mean(), t[0]);
+      const at::Tensor c_f = side_up(reduction == NONE ? grads[1] : grads[0], fake, reduction) *
+                             dbce_aten(y - x.mean(), t[1]);
+      g_r = (c_r - c_f.sum() * mean_scalar(MEAN, real.sym_numel())).to(real.scalar_type());
+      g_f = (c_f - c_r.sum() * mean_scalar(MEAN, fake.sym_numel())).to(fake.scalar_type());
+    } else {
+      auto out = call_ragan_bwd(real, fake, t, reduction, saved[2], grads, needs);
+      g_r = out[0];
+      g_f = out[1];
+    }
+    return {needs[0] ? g_r : at::Tensor(), needs[1] ? g_f : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RpganFn : public torch::autograd::Function<RpganFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& real, const at::Tensor& fake, bool gen,
+                            int64_t reduction) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["gen"] = gen;
+    ctx->saved_data["reduction"] = reduction;
+    ctx->save_for_backward({real, fake});
+    return call_rpgan_fwd(real, fake, gen, reduction);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &real = saved[0], &fake = saved[1];
+    const bool gen = ctx->saved_data["gen"].toBool();
+    const int64_t reduction = ctx->saved_data["reduction"].toInt();
+    const std::array<bool, 2> needs = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
+    at::Tensor g_r, g_f;
+    if (at::GradMode::is_enabled()) {  // the term is softplus(z), z = x − y (G) or y − x (D)
+      const auto acc = acc_type(fake.scalar_type());
+      const at::Tensor x = real.to(acc), y = fake.to(acc);
+      const at::Tensor d = side_up(grads[0], real, reduction) * at::sigmoid(gen ? x - y : y - x);
+      g_r = (gen ? d : -d).to(real.scalar_type());
+      g_f = (gen ? -d : d).to(fake.scalar_type());
+    } else {
+      auto out = call_rpgan_bwd(real, fake, gen, reduction, grads[0], needs);
+      g_r = out[0];
+      g_f = out[1];
+    }
+    return {needs[0] ? g_r : at::Tensor(), needs[1] ? g_f : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+std::vector<at::Tensor> ragan_loss_autograd(const at::Tensor& real, const at::Tensor& fake,
+                                            at::ArrayRef<double> labels, int64_t reduction) {
+  return RaganFn::apply(real, fake, labels.vec(), reduction);
+}
+
+at::Tensor rpgan_loss_autograd(const at::Tensor& real, const at::Tensor& fake, bool gen, int64_t reduction) {
+  return RpganFn::apply(real, fake, gen, reduction);
+}
+
+// forward only (inference mode, tensors without autograd keys): the loss without the stats
+std::vector<at::Tensor> ragan_loss_plain(const at::Tensor& real, const at::Tensor& fake, at::ArrayRef<double> labels,
+                                         int64_t reduction) {
+  auto out = call_ragan_fwd(real, fake, labels, reduction);
+  out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+// pybind11 entry points (ops.cpp's PYBIND11_MODULE): the autograd ops through the dispatcher
+std::vector<at::Tensor> py_ragan_loss(const at::Tensor& real, const at::Tensor& fake,
+                                      const std::vector<double>& labels, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::ragan_loss", "")
+                       .typed<std::vector<at::Tensor>(const at::Tensor&, const at::Tensor&, at::ArrayRef<double>,
+                                                      int64_t)>();
+  return op.call(real, fake, labels, reduction);
+}
+
+at::Tensor py_rpgan_loss(const at::Tensor& real, const at::Tensor& fake, bool gen, int64_t reduction) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastgan_native::rpgan_loss", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, bool, int64_t)>();
+  return op.call(real, fake, gen, reduction);
+}
+
 TORCH_LIBRARY_FRAGMENT(fastgan_native, m) {
   m.def("ragan_fwd(Tensor real, Tensor fake, float[] labels, int reduction) -> Tensor[]");
   m.def("ragan_bwd(Tensor real, Tensor fake, float[] labels, int reduction, Tensor stats, Tensor[] grads, "
         "bool[2] needs) -> Tensor[]");
   m.def("rpgan_fwd(Tensor real, Tensor fake, bool gen, int reduction) -> Tensor");
   m.def("rpgan_bwd(Tensor real, Tensor fake, bool gen, int reduction, Tensor up, bool[2] needs) -> Tensor[]");
+  // the autograd ops: [loss] or, with "none", [real terms, fake terms]; the paired terms
+  m.def("ragan_loss(Tensor real, Tensor fake, float[] labels, int reduction) -> Tensor[]");
+  m.def("rpgan_loss(Tensor real, Tensor fake, bool gen, int reduction) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, Autograd, m) {
+  m.impl("ragan_loss", &ragan_loss_autograd);
+  m.impl("rpgan_loss", &rpgan_loss_autograd);
+}
+
+TORCH_LIBRARY_IMPL(fastgan_native, CompositeExplicitAutograd, m) {
+  m.impl("ragan_loss", &ragan_loss_plain);
+  m.impl("rpgan_loss", &call_rpgan_fwd);  // the forward alone
 }
 
 TORCH_LIBRARY_IMPL(fastgan_native, CPU, m) {

@@ -61,6 +61,12 @@ def _info(args) -> int:
         code = 1
     for name, (ok, reason) in fastgan.available_backends().items():
         print(f"  {name:<7} {'usable' if ok else 'unusable':<9} {reason}")
+    if args.ops:
+        from . import backends
+        print()
+        print("what each backend's family op declares (eager on each device; under compile, torch.func "
+              "transforms and CUDA-graph capture):")
+        print(backends.support_table(backends.BACKENDS))
     return code
 
 
@@ -111,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     # not required=True: with it, an unknown option before the command reads as a missing command
     sub = p.add_subparsers(dest="cmd")
     s = sub.add_parser("info", help="versions, devices and each backend's (usable, reason)")
+    s.add_argument("--ops", action="store_true",
+                   help="also the support matrix: family × backend × device and mode, with the reasons")
     s.set_defaults(fn=_info)
     s = sub.add_parser("demo", help="train a tiny GAN on 2-d data with fastgan losses")
     s.add_argument("--loss", default="hinge", choices=["bce", "hinge", "lsgan", "wasserstein"])

@@ -282,11 +282,12 @@ def js_div_logits(p_logits: Tensor, q_logits: Tensor, *, dim: int = -1, reductio
 
 # --- feature matching -------------------------------------------------------------
 
-def feature_matching_maps(reals, fakes, *, p: int = 1, reduction: str = "mean"):
-    """``Σ_m reduce(|g_m − r_m|^p)`` over flat lists of same-shaped maps (the reals already
-    detached if they should be): "mean" averages each map, "sum" sums it; "none" gives the
-    list of per-element terms.  Each map in its accumulation dtype; the total in the
-    promoted dtype of the fakes.  (What the fused backends compute and differentiate.)"""
+def feature_matching_maps(reals, fakes, *, p: int = 1, reduction: str = "mean", scales=None):
+    """``Σ_m s_m · reduce(|g_m − r_m|^p)`` over flat lists of same-shaped maps (the reals
+    already detached if they should be): "mean" averages each map, "sum" sums it; "none"
+    gives the list of per-element terms (unscaled).  ``scales``: the per-map factors
+    ``s_m`` (default 1).  Each map in its accumulation dtype; the total in the promoted
+    dtype of the fakes.  (What the fused backends compute and differentiate.)"""
     terms = []
     for r, g in zip(reals, fakes):
         d = _up(g) - _up(r)
@@ -294,8 +295,10 @@ def feature_matching_maps(reals, fakes, *, p: int = 1, reduction: str = "mean"):
     if reduction == "none":
         return [t.to(g.dtype) for t, g in zip(terms, fakes)]
     total = None
-    for t in terms:
+    for m, t in enumerate(terms):
         out = t.sum() / t.numel() if reduction == "mean" else t.sum()
+        if scales is not None and scales[m] != 1.0:
+            out = out * scales[m]
         total = out if total is None else total + out
     dt = fakes[0].dtype
     for g in fakes[1:]:

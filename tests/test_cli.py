@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fastgan import cli
-from fastgan.backends import triton_backend
+from fastgan.backends import triton as triton_backend
+from fastgan.backends.triton import pair as triton_pair, penalty as triton_penalty
 from fastgan.tools import args as tool_args
 from fastgan.tools.cases import CASES
 
@@ -57,7 +58,8 @@ def test_verify_triton_kernels(capsys):
 @pytest.mark.parametrize("target", ["pair_forward", "pair_backward", "penalty_forward", "penalty_backward"])
 def test_verify_fails_loudly_on_a_broken_kernel(monkeypatch, capsys, target):
     """Inject a wrong kernel result: verify must report FAIL and exit non-zero."""
-    real = getattr(triton_backend, target)
+    module = triton_penalty if "penalty" in target else triton_pair
+    real = getattr(module, target)
 
     def broken(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -65,7 +67,7 @@ def test_verify_fails_loudly_on_a_broken_kernel(monkeypatch, capsys, target):
             return [out[0] * 1.001 + 1e-3, *out[1:]]
         return out * 1.001 + 1e-3
 
-    monkeypatch.setattr(triton_backend, target, broken)
+    monkeypatch.setattr(module, target, broken)
     op = "grad_norm_penalty" if "penalty" in target else "hinge_d_loss"
     code = cli.main(["verify", "--backend", "triton", "--op", op, "--quick"])
     out = capsys.readouterr().out

@@ -155,7 +155,7 @@ def test_ddp_matches_single_process(good_runs, name):
     outs = _outcome(good_runs, name)
     ref = run_scenario({**sc, "wrap": "none", **ref_overrides})
     if sc["backend"] == "auto":
-        assert outs[0]["backend"] == ref["backend"] == "native_backend"  # what "auto" picks on CPU
+        assert outs[0]["backend"] == ref["backend"] == "native"  # what "auto" picks on CPU
     else:
         assert outs[0]["backend"] == f"{sc['backend']}_backend"
     for rank, o in enumerate(outs):

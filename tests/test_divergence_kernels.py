@@ -14,7 +14,8 @@ import torch
 import fastgan
 from fastgan import functional as F
 from fastgan import reference
-from fastgan.backends import native_backend, triton_backend
+from fastgan.backends.native import divergence as native_divergence, raw as native_raw
+from fastgan.backends.triton import divergence as triton_divergence
 
 from .conftest import runnable, usable_backends
 
@@ -278,8 +279,8 @@ class _Spy:
 def test_triton_kernels_are_used(name, monkeypatch):
     if "triton" not in FUSED:
         pytest.skip("triton is not usable on cpu here")
-    spy = _Spy(triton_backend._div_kernels())
-    monkeypatch.setattr(triton_backend, "_div_kernels", lambda: spy)
+    spy = _Spy(triton_divergence.kernels("divergence"))
+    monkeypatch.setattr(triton_divergence, "kernels", lambda name: spy)
     a = _logits((2, 5000), seed=20).requires_grad_()
     b = _logits((2, 5000), seed=21).requires_grad_()
     with fastgan.use_backend("triton"):
@@ -295,8 +296,8 @@ def test_triton_kernels_are_used(name, monkeypatch):
 def test_native_ops_are_used(name, monkeypatch):
     if "native" not in FUSED:
         pytest.skip("native is not usable here")
-    spy = _Spy(native_backend._div_ops())
-    monkeypatch.setattr(native_backend, "_div_ops", lambda: spy)
+    spy = _Spy(native_raw.ops())
+    monkeypatch.setattr(native_divergence, "ops", lambda: spy)
     a = _logits((4, 50), seed=22).requires_grad_()
     b = _logits((4, 50), seed=23).requires_grad_()
     for backend in ("native", "auto"):
@@ -320,7 +321,7 @@ def test_triton_launch_constants_are_listed_for_aot():
 
 
 def _native_raw_cases():
-    ops = native_backend._div_ops()
+    ops = native_raw.ops()
     x, y = _logits((4, 6), torch.float32, 24), _logits((4, 6), torch.float32, 25)
     z, w = _logits((3, 5, 2), torch.float64, 26), _logits((3, 5, 2), torch.float64, 27)
     up0 = torch.tensor(0.7)

@@ -1,4 +1,4 @@
-"""The native list op of the pair losses (issue 13): ``native_backend.pair_loss_list``, one
+"""The native list op of the pair losses (issue 13): ``native.multi.PAIR_LIST``, one
 autograd node over all the discriminators' score tensors, ``pair_list_fwd`` /
 ``pair_list_bwd`` in csrc/.  Checked per member against the reference (values and the
 gradient of every member, every dtype, "mean" and "sum", lists of 1 and of 60 tensors of
@@ -19,7 +19,7 @@ from fastgan.tools.checking import magnitude, tolerance
 if nl.prerequisites() is not None:
     pytest.skip(f"the native extension cannot be built: {nl.prerequisites()}", allow_module_level=True)
 
-from fastgan.backends import native_backend as nbk  # noqa: E402
+from fastgan.backends.native import multi as nm  # noqa: E402
 
 PAIR = [name for name, spec in OPS.items() if spec.family == Family.PAIR]
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
@@ -64,8 +64,7 @@ def _lists(name, count, dtype, seed=0):
 
 
 def _call(name, opts, reduction, reals, fakes):
-    spec = OPS[name]
-    return nbk.pair_loss_list(name, opts, spec.lower(**opts), reduction, reals, fakes)
+    return nm.PAIR_LIST.run_list(OPS[name], (reals, fakes) if reals is not None else (fakes,), opts, reduction)
 
 
 def _ref(name, opts, reduction, r, f):

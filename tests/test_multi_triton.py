@@ -1,5 +1,5 @@
 """The multi-tensor Triton kernels (kernels/multi.py): a pair loss over lists of
-discriminators (``triton_backend.pair_loss_list``) and feature matching, each one
+discriminators (``triton.multi.PAIR_LIST``) and feature matching, each one
 multi-tensor launch forward (+ one sum) and one backward, whatever the number of tensors.
 
 Against the reference applied per member (float64 tight, float32, float16 and bfloat16
@@ -28,7 +28,7 @@ pytest.importorskip("triton")
 if not runnable("triton", "cpu"):  # pragma: no cover - a GPU process runs tests/test_gpu_run.py
     pytest.skip("triton does not run on CPU tensors in this process", allow_module_level=True)
 
-from fastgan.backends import triton_backend as tb  # noqa: E402
+from fastgan.backends.triton import multi as tm  # noqa: E402
 from fastgan.kernels import losses as kl  # noqa: E402
 from fastgan.kernels import multi as km  # noqa: E402
 from fastgan.kernels import penalty as kp  # noqa: E402
@@ -78,7 +78,7 @@ def _split(name, xs):
 
 
 def _ours(name, opts, reduction, reals, fakes):
-    return tb.pair_loss_list(name, opts, OPS[name].lower(**opts), reduction, reals, fakes)
+    return tm.PAIR_LIST.run_list(OPS[name], (reals, fakes) if reals is not None else (fakes,), opts, reduction)
 
 
 def _reference(name, opts, reduction, reals, fakes):

@@ -45,8 +45,8 @@ def test_build_key_depends_on_sources_and_flags(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
 def test_auto_picks_native_on_cpu():
-    backends._resolved.clear()
-    assert backends.resolve(torch.device("cpu")) is backends.native_backend
+    backends.selection._resolved.clear()
+    assert backends.resolve(torch.device("cpu")) is backends.native
 
 
 @pytest.mark.skipif(not NATIVE_OK, reason="no compiler or ninja")
@@ -130,7 +130,7 @@ def test_missing_ninja_is_named(tmp_path):
     assert "ERR fastgan backend 'native' cannot run: ninja" in out.stdout
 
 
-@pytest.mark.skipif(nb._nvcc() is None, reason="no nvcc: the CUDA compile check needs the CUDA toolkit")
+@pytest.mark.skipif(nb.nvcc() is None, reason="no nvcc: the CUDA compile check needs the CUDA toolkit")
 def test_cuda_sources_compile_for_sm90_and_sm80(tmp_path):
     """Catches a CUDA compile error without a GPU (the CI machine has nvcc)."""
     res = nb.compile_check(str(tmp_path), archs=(90, 80))

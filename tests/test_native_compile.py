@@ -10,10 +10,7 @@ import itertools
 import pytest
 import torch
 
-try:
-    from fastgan.backends import native_loader as nb
-except ImportError:  # the loader's older name
-    from fastgan.backends import native_backend as nb
+from fastgan.backends import native_loader as nb
 
 if nb.prerequisites() is not None:
     pytest.skip(f"the native extension cannot be built: {nb.prerequisites()}", allow_module_level=True)

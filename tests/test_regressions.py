@@ -111,7 +111,7 @@ def test_triton_launch_arguments_carry_fp64_parameters_exactly(monkeypatch):
         pytest.skip("triton backend not usable")
     import struct
 
-    from fastgan.backends import triton_backend
+    from fastgan.backends import triton as triton_backend
     from fastgan.kernels import losses as k
     sig = {name: types for name, kernel, types, _ in k.specializations() if name.startswith("pair_fwd[hinge,fp64")}
     types = next(iter(sig.values()))

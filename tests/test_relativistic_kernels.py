@@ -6,13 +6,16 @@ with element-wise upstream, the same tensor as real and fake, fake computed from
 the fused kernels run (not the composition of means and the BCE pair op)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 import fastgan
 from fastgan import functional as F
 from fastgan import reference as R
-from fastgan.backends import native_backend, triton_backend
+from fastgan.registry import OPS
+from fastgan.backends.triton import relativistic as triton_relativistic
 
 from .conftest import runnable, usable_backends
 
@@ -215,27 +218,28 @@ class _Counting:
 
 
 def _forbid(*a, **k):
-    raise AssertionError("the composition (the BCE pair op) was called instead of the fused kernels")
+    raise AssertionError("the reference was called instead of the fused kernels")
 
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_fused_kernels_are_used(backend, monkeypatch):
-    """The fused forward and backward run, and the pair op of the composition does not."""
-    if backend == "triton":
-        monkeypatch.setattr(triton_backend, "pair_loss", _forbid)
-        counter = _Counting(triton_backend)
-        for fn in ("ragan_forward", "ragan_backward", "rpgan_forward", "rpgan_backward"):
-            monkeypatch.setattr(triton_backend, fn, getattr(counter, fn))
-        expect = {"ragan_forward": 2, "ragan_backward": 2, "rpgan_forward": 2, "rpgan_backward": 2}
-    else:
-        monkeypatch.setattr(native_backend, "pair_loss", _forbid)
-        raw = native_backend._raw()
-        counter = _Counting(raw)
-        monkeypatch.setattr(native_backend, "_raw", lambda: counter)
-        expect = {"ragan_fwd": 2, "ragan_bwd": 2, "rpgan_fwd": 2, "rpgan_bwd": 2}
+    """The fused forward and backward run, and nothing else: not the reference.  Native:
+    the C++ autograd functions (RaganFn, RpganFn), which call the raw ops in C++."""
+    for name in RAGAN + RPGAN:
+        monkeypatch.setitem(OPS, name, dataclasses.replace(OPS[name], reference=_forbid))
     x = torch.randn(10, requires_grad=True)
     y = torch.randn(10, requires_grad=True)
+    if backend == "native":
+        with fastgan.use_backend(backend):
+            for name, node in (("ragan_d_loss", "RaganFn"), ("rpgan_g_loss", "RpganFn")):
+                out = getattr(F, name)(x, y)
+                assert node in out.grad_fn.name(), out.grad_fn.name()
+                out.backward()
+        return
+    counter = _Counting(triton_relativistic)
+    for fn in ("ragan_forward", "ragan_backward", "rpgan_forward", "rpgan_backward"):
+        monkeypatch.setattr(triton_relativistic, fn, getattr(counter, fn))
     with fastgan.use_backend(backend):
         for name in RAGAN + RPGAN:
             getattr(F, name)(x, y).backward()
-    assert counter.calls == expect
+    assert counter.calls == {"ragan_forward": 2, "ragan_backward": 2, "rpgan_forward": 2, "rpgan_backward": 2}

@@ -48,7 +48,7 @@ import filelock
 import torch
 
 
-CPU_SOURCES = ("ops.cpp", "cpu.cpp", "relativistic.cpp", "divergence.cpp")
+CPU_SOURCES = ("ops.cpp", "cpu.cpp", "multi_cpu.cpp", "relativistic.cpp", "divergence.cpp")
 CUDA_SOURCES = ("cuda.cu",)
 CFLAGS = ("-O3", "-march=native", "-fopenmp")
 CUDA_CFLAGS = ("-O3", "--expt-relaxed-constexpr")
@@ -99,7 +99,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("FASTGAN_CACHE_DIR") or Path.home() / ".cache" / "fastgan")
 
 
-def _nvcc() -> Optional[str]:
+def nvcc() -> Optional[str]:
     from torch.utils.cpp_extension import CUDA_HOME
     for home in (CUDA_HOME, os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
         if home and os.path.exists(os.path.join(home, "bin", "nvcc")):
@@ -114,16 +114,16 @@ def compile_check(out_dir: str, archs: Sequence[int] = (90, 80)) -> dict:
     CPU-only torch wheels lack one CMake-generated CUDA header; ``csrc/compile_check/``
     holds a stand-in used by this check only.  Returns ``{"ok", "seconds", "object",
     "log"}``."""
-    nvcc = _nvcc()
-    if nvcc is None:
+    compiler = nvcc()
+    if compiler is None:
         raise NativeBuildError("no CUDA toolkit (nvcc) found")
     from torch.utils import cpp_extension as ce
     src = source_dir()
-    cuda_home = Path(nvcc).resolve().parent.parent
+    cuda_home = Path(compiler).resolve().parent.parent
     includes = [*ce.include_paths(), str(cuda_home / "include"), str(src), str(src / "compile_check")]
     gencode = [f for a in archs for f in ("-gencode", f"arch=compute_{a},code=sm_{a}")]
     obj = Path(out_dir) / "fastgan_cuda.o"
-    cmd = [nvcc, "-c", str(src / CUDA_SOURCES[0]), "-o", str(obj), "-std=c++17", *CUDA_CFLAGS,
+    cmd = [compiler, "-c", str(src / CUDA_SOURCES[0]), "-o", str(obj), "-std=c++17", *CUDA_CFLAGS,
            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}", "-DTORCH_EXTENSION_NAME=fastgan_check",
            "-Xcompiler", "-fPIC", *ce.COMMON_NVCC_FLAGS, *gencode, *[f"-I{p}" for p in includes]]
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def compile_check(out_dir: str, archs: Sequence[int] = (90, 80)) -> dict:
 
 
 def with_cuda() -> bool:
-    return torch.version.cuda is not None and torch.cuda.is_available() and _nvcc() is not None
+    return torch.version.cuda is not None and torch.cuda.is_available() and nvcc() is not None
 
 
 def _compiler() -> Optional[str]:

@@ -1,0 +1,64 @@
+"""The multi-tensor ops on the extension: a pair loss over lists of discriminators
+(``pair_list_fwd``: one parallel pass over every tensor, the N per-discriminator losses;
+``pair_list_bwd``: every gradient asked for in one pass) and feature matching
+(``fm_fwd``: one read of each map; ``fm_bwd``: one read of each pair, one write of each
+gradient), under ``fused.Fused``.  The tensors are inputs of their own, so real and
+fake of one discriminator may be the same tensor or computed from each other: autograd
+adds the paths."""
+from __future__ import annotations
+
+from ..families import FeatureMatching, PairList
+from ..interface import NO_TRANSFORMS
+from .raw import REDUCTION, ops, pybind_or_ops
+
+MODES = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
+LIST_MODES = {**MODES, "capture": "the list op is not verified under CUDA-graph capture: each member is one op"}
+
+
+class PairListOp(PairList):
+    implementation = "csrc pair_list_fwd / pair_list_bwd: one pass over every tensor each way; fused.Fused"
+    devices = {"cpu": None, "cuda": None}
+    modes = LIST_MODES
+
+    @staticmethod
+    def forward(static, tensors):
+        _, _, opts, reduction, nr = static
+        return pybind_or_ops().pair_list_fwd(list(tensors[:nr]), list(tensors[nr:]), int(opts.kind), opts.params(),
+                                   REDUCTION[reduction]), ()
+
+    @staticmethod
+    def backward(static, inputs, saved, grads, needs):
+        _, _, opts, reduction, nr = static
+        return pybind_or_ops().pair_list_bwd(list(inputs[:nr]), list(inputs[nr:]), int(opts.kind), opts.params(),
+                                   REDUCTION[reduction], grads[0], list(needs))
+
+
+def _factors(static, fakes):
+    """Each map's factor: its scale over its size for a mean (the mean of an empty map is
+    nan: inf · 0), else its scale."""
+    _, reduction, scales, _ = static
+    if reduction != "mean":
+        return list(scales)
+    return [s / g.numel() if g.numel() else float("inf") for s, g in zip(scales, fakes)]
+
+
+class FeatureMatchingOp(FeatureMatching):
+    implementation = "csrc fm_fwd / fm_bwd: one read of every map forward, one pass backward; fused.Fused"
+    devices = {"cpu": None, "cuda": None}
+    modes = MODES
+
+    @staticmethod
+    def forward(static, tensors):
+        n = static[3]
+        return ops().fm_fwd(list(tensors[:n]), list(tensors[n:]), static[0], _factors(static, tensors[n:])), ()
+
+    @staticmethod
+    def backward(static, inputs, saved, grads, needs):
+        n = static[3]
+        grads_g = list(ops().fm_bwd(list(inputs[:n]), list(inputs[n:]), static[0], _factors(static, inputs[n:]),
+                                    grads[0]))
+        return [(-g if need else None) for g, need in zip(grads_g, needs[:n])] + grads_g
+
+
+PAIR_LIST = PairListOp()
+FEATURE = FeatureMatchingOp()
