@@ -303,11 +303,24 @@ def run_list(spec: OpSpec, lists, kwargs: dict, reduction: str):
     return total, per
 
 
-def feature_matching(reals, fakes, p: int, reduction: str):
-    """Feature matching over flat lists of maps on the backend selected for their device:
-    the native extension's fused ops, the Triton kernels (maps of one dtype; not while a
-    CUDA graph is captured), else the reference ("none", compile and transforms too: the
-    reference's terms)."""
+def feature_matching(reals, fakes, p: int, reduction: str, scales=None):
+    """Feature matching over flat lists of maps, ``Σ_m s_m · reduce(|g_m − r_m|^p)``, on the
+    backend selected for their device: the native extension's fused ops, the Triton kernels
+    (maps of one dtype; not while a CUDA graph is captured), else the reference ("none",
+    compile and transforms too: the reference's terms, unscaled).  ``scales``: per-map
+    Python floats (default 1); the fused ops run once per distinct factor."""
+    if scales is not None and reduction != "none" and any(s != 1.0 for s in scales):
+        groups = {}
+        for r, x, s in zip(reals, fakes, scales):
+            rs, xs = groups.setdefault(s, ([], []))
+            rs.append(r)
+            xs.append(x)
+        total = None
+        for s, (rs, xs) in groups.items():
+            out = feature_matching(rs, xs, p, reduction)
+            out = out * s if s != 1.0 else out
+            total = out if total is None else total + out
+        return total
     g = fakes[0]
     if reduction == "none" or transformed() or torch.compiler.is_compiling():
         backend = torch_backend
