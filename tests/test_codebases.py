@@ -389,6 +389,18 @@ def test_audiocraft(loss_type, relative):
     _grads_close(adv + 3 * feat, ga + _flat(ffa), adv_b + 3 * feat_b, gb + _flat(ffb))
 
 
+def test_audiocraft_without_normalize():
+    """``normalize=False``: the sums over discriminators (the feature loss still ÷ maps, its
+    FeatureMatchingLoss(normalize=True))."""
+    lr, lf = [_randn(2, 5, seed=200 + i) for i in range(3)], [_randn(2, 5, seed=210 + i) for i in range(3)]
+    fr, fg = _audio_outputs(220, counts=(2, 3, 4)), _audio_outputs(221, counts=(2, 3, 4))
+    _close(rc.audiocraft_discriminator_loss(lr, lf, normalize=False), 3 * ac_train_adv_loss(lf, lr, "hinge"))
+    adv, feat = rc.audiocraft_generator_loss(lf, fr, fg, normalize=False)
+    adv_b, feat_b = ac_forward(lf, fg, fr, "hinge")
+    _close(adv, 3 * adv_b)
+    _close(feat, 3 * feat_b)
+
+
 def test_encodec_balancer_has_the_solvers_weights():
     """audiocraft's CompressionSolver: adv/feat weights per adversary, the others when > 0,
     with config/solver/compression/default.yaml's losses and balancer options."""
@@ -728,3 +740,19 @@ def test_loss_functions_compile_fullgraph():
         for x, y in zip(torch.autograd.grad(out, _flat(a)), torch.autograd.grad(want, _flat(b))):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(mod.lecam.ema_real, mod_eager.lecam.ema_real)
+
+
+def test_gradient_taking_recipes_compile_fullgraph_fresh_process():
+    """tests/codebases_compile.py: taming's adaptive weight, R3GAN's R1 + R2 and Open-MAGVIT2's
+    LeCam step inside ``torch.compile(fullgraph=True)`` (inductor, backward included) in a
+    fresh process, equal to eager."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "tests.codebases_compile"], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=900)
+    fails = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
+    assert out.returncode == 0 and not fails, "\n".join(fails) + out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "OK 3"
