@@ -351,6 +351,11 @@ def r3gan_d_loss(critic, real: Tensor, fake: Tensor, gamma, *, r1: bool = True, 
     a 0-d tensor (``fastgan.schedules.cosine_decay`` of a tensor step)."""
     check_tensor("real", real)
     check_tensor("fake", fake)
+    r1, r2 = check_bool("r1", r1), check_bool("r2", r2)
+    if not isinstance(gamma, Tensor):
+        gamma = check_number("gamma", gamma)
+    if not callable(critic):
+        raise TypeError(f"critic must be callable, got {type(critic).__name__}")
     x_r = real.detach().requires_grad_(r1)
     x_f = fake.detach().requires_grad_(r2)
     lr, lf = critic(x_r), critic(x_f)

@@ -684,6 +684,10 @@ def test_bad_arguments_name_them():
         rc.vocos_generator_loss(x)
     with pytest.raises(ValueError, match="disc_loss"):
         rc.OpenMAGVIT2GANLoss(0, disc_loss="mse")
+    with pytest.raises(TypeError, match="gamma"):
+        rc.r3gan_d_loss(lambda v: v.sum(1), x.view(2, 2), x.view(2, 2), "10")
+    with pytest.raises(TypeError, match="r1"):
+        rc.r3gan_d_loss(lambda v: v.sum(1), x.view(2, 2), x.view(2, 2), 1.0, r1=None)
     with pytest.raises(ValueError, match="last_layer"):
         rc.OpenMAGVIT2GANLoss(0).g_loss(x.sum(), x.view(4, 1))
 
