@@ -300,23 +300,55 @@ def _maps(name: str, feats) -> list:
     return [list(f) if isinstance(f, (list, tuple)) else [f] for f in feats]
 
 
+_COMBINE = ("sum", "mean")
+
+
+def _combine(name: str, value) -> str:
+    if not isinstance(value, str) or value not in _COMBINE:
+        raise ValueError(f"{name} must be one of {_COMBINE}, got {value!r}")
+    return value
+
+
 def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", weight: float = 1.0,
-                          detach_real: bool = True, p: int = 1):
+                          detach_real: bool = True, p: int = 1, over_maps: str = "sum",
+                          over_discriminators: str = "sum", relative: bool = False):
     """Feature matching (pix2pixHD, MelGAN, HiFi-GAN): per feature map ``mean(|f_r − f_g|^p)``
-    (``p = 1``: L1; ``p = 2``: squared L2), summed over maps and discriminators, times
-    ``weight`` (HiFi-GAN: ``weight=2``).  ``real_feats``/``fake_feats`` are nested lists as
-    multi-discriminators return them (per discriminator a list of maps), flat lists, or
-    tensors.  ``reduction="sum"`` sums each map instead of averaging it; ``"none"`` returns
-    the per-element terms (times ``weight``): nested as the inputs, a tensor for tensors.
-    The real maps are targets: detached unless ``detach_real=False``.
+    (``p = 1``: L1; ``p = 2``: squared L2), combined over maps and discriminators, times
+    ``weight``.  ``real_feats``/``fake_feats`` are nested lists as multi-discriminators
+    return them (per discriminator a list of maps), flat lists (one map per discriminator),
+    or tensors.  ``reduction="sum"`` sums each map instead of averaging it.
+
+    How the per-map terms combine (the conventions of today's codebases):
+
+    - ``over_maps``: ``"sum"`` (default) or ``"mean"`` over each discriminator's maps;
+    - ``over_discriminators``: ``"sum"`` (default) or ``"mean"`` over discriminators;
+    - ``relative=True``: each map's term divided by ``mean(|f_r|)`` of its real map
+      (EnCodec's normalised feature loss; no epsilon, as EnCodec: a real map of zeros
+      divides by 0).
+
+    HiFi-GAN / BigVGAN: ``weight=2``; DAC: ``weight=2`` (its λ); vocos:
+    ``over_discriminators="mean"``; audiocraft: ``over_maps="mean",
+    over_discriminators="mean"``; EnCodec: those and ``relative=True``.
+
+    ``reduction="none"`` returns the per-element terms times the same factors as each
+    map's reduced term (``weight``, ``1/maps``, ``1/discriminators``, ``1/mean|f_r|``):
+    nested as the inputs, a tensor for tensors; the "mean" loss is the sum over maps of
+    the mean of these terms.  The real maps are targets: detached unless
+    ``detach_real=False`` (then, with ``relative``, the denominators are differentiated too).
 
     On the native and Triton backends the forward reads every map once and the backward
     reads each pair once more and writes each gradient, in one autograd node over all
-    maps (Triton: one multi-tensor launch each way)."""
+    maps (Triton: one multi-tensor launch each way); ``over_maps``/``over_discriminators``
+    become per-map factors of that op (one launch per distinct factor on Triton).
+    ``relative=True`` is not fused yet: a composition of torch ops over the maps (its
+    denominators depend on the data), without a host synchronisation."""
     check_reduction(reduction)
     weight = check_number("weight", weight)
     detach_real = check_bool("detach_real", detach_real)
     p = check_p(p)
+    over_maps = _combine("over_maps", over_maps)
+    over_discriminators = _combine("over_discriminators", over_discriminators)
+    relative = check_bool("relative", relative)
     reals, fakes = _maps("real_feats", real_feats), _maps("fake_feats", fake_feats)
     if len(reals) != len(fakes):
         raise ValueError(f"real_feats has {len(reals)} discriminators, fake_feats {len(fakes)}")
@@ -324,6 +356,8 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     for d, (rs, gs) in enumerate(zip(reals, fakes)):
         if len(rs) != len(gs):
             raise ValueError(f"discriminator {d}: real_feats has {len(rs)} maps, fake_feats {len(gs)}")
+        if not gs and over_maps == "mean":
+            raise ValueError(f"over_maps='mean': discriminator {d} has no feature maps to average")
         for m, (r, g) in enumerate(zip(rs, gs)):
             check_tensor(f"real_feats[{d}][{m}]", r)
             check_tensor(f"fake_feats[{d}][{m}]", g)
@@ -339,7 +373,15 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
             flat_g.append(g)
     if not flat_g:
         raise ValueError("feature_matching_loss: no feature maps")
-    out = backends.feature_matching(flat_r, flat_g, p, reduction)
+    scales = reference.feature_matching_scales([len(gs) for gs in fakes], over_maps, over_discriminators)
+    if relative:  # data-dependent denominators: torch ops over the maps (not fused yet)
+        out = reference.feature_matching_relative(flat_r, flat_g, p=p, reduction=reduction, scales=scales)
+    elif reduction == "none":
+        out = [o * s if s != 1.0 else o
+               for o, s in zip(backends.feature_matching(flat_r, flat_g, p, reduction), scales)]
+    else:
+        plain = all(s == 1.0 for s in scales)
+        out = backends.feature_matching(flat_r, flat_g, p, reduction, scales=None if plain else scales)
     if reduction == "none":
         out = [o * weight for o in out] if weight != 1.0 else out
         return reference.nest_like(fake_feats, out)

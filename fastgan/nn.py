@@ -274,9 +274,13 @@ class FeatureMatchingLoss(_Pair):
     """``fastgan.F.feature_matching_loss``; ``forward(real_feats, fake_feats)`` with nested lists."""
     fn = staticmethod(F.feature_matching_loss)
 
-    def __init__(self, *, reduction: str = "mean", weight: float = 1.0, detach_real: bool = True, p: int = 1):
+    def __init__(self, *, reduction: str = "mean", weight: float = 1.0, detach_real: bool = True, p: int = 1,
+                 over_maps: str = "sum", over_discriminators: str = "sum", relative: bool = False):
         super().__init__(reduction=check_reduction(reduction), weight=check_number("weight", weight),
-                         detach_real=check_bool("detach_real", detach_real), p=check_p(p))
+                         detach_real=check_bool("detach_real", detach_real), p=check_p(p),
+                         over_maps=F._combine("over_maps", over_maps),
+                         over_discriminators=F._combine("over_discriminators", over_discriminators),
+                         relative=check_bool("relative", relative))
 
 
 # --------------------------------------------------------------------------- penalties

@@ -306,13 +306,63 @@ def feature_matching_maps(reals, fakes, *, p: int = 1, reduction: str = "mean", 
     return total.to(dt)
 
 
+def feature_matching_scales(counts, over_maps: str = "sum", over_discriminators: str = "sum") -> list:
+    """The per-map factors of ``feature_matching_loss``'s ``over_maps`` /
+    ``over_discriminators``, flat over the maps of every discriminator: ``counts[d]`` is
+    discriminator ``d``'s number of maps; each of its maps gets ``1/counts[d]`` when
+    ``over_maps="mean"`` and ``1/len(counts)`` when ``over_discriminators="mean"`` (Python
+    floats, 1.0 where neither applies)."""
+    out = []
+    for n in counts:
+        s = 1.0
+        if over_maps == "mean":
+            s = s / n
+        if over_discriminators == "mean":
+            s = s / len(counts)
+        out.extend([s] * n)
+    return out
+
+
+def feature_matching_relative(reals, fakes, *, p: int = 1, reduction: str = "mean", scales=None):
+    """EnCodec's normalised feature loss over flat lists of maps: each map's reduced term
+    ``reduce(|g_m − r_m|^p)`` divided by ``mean(|r_m|)`` of its real map, times ``s_m``,
+    summed ("none": each map's per-element terms divided by its ``mean(|r_m|)`` and times
+    ``s_m``).  Accumulation and result dtypes as ``feature_matching_maps``.  A real map of
+    zeros divides by 0 (inf or nan), as the formula does; EnCodec adds no epsilon."""
+    if scales is None:
+        scales = [1.0] * len(fakes)
+    parts = []
+    for r, g, s in zip(reals, fakes, scales):
+        ru = _up(r)
+        d = _up(g) - ru
+        t = d.abs() if p == 1 else d * d
+        if reduction != "none":
+            t = t.sum() / t.numel() if reduction == "mean" else t.sum()
+        t = t / (ru.abs().sum() / ru.numel())
+        parts.append(t * s if s != 1.0 else t)
+    if reduction == "none":
+        return [t.to(g.dtype) for t, g in zip(parts, fakes)]
+    total = parts[0]
+    for t in parts[1:]:
+        total = total + t
+    dt = fakes[0].dtype
+    for g in fakes[1:]:
+        dt = torch.promote_types(dt, g.dtype)
+    return total.to(dt)
+
+
 def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", weight: float = 1.0,
-                          detach_real: bool = True, p: int = 1):
-    """Feature matching, the public function's spec: ``weight · Σ_maps reduce(|f_g − f_r|^p)``
-    over the maps of every discriminator (a tensor, a list of maps, or a list per
-    discriminator of lists of maps), the real maps detached unless ``detach_real=False``.
-    "none": the terms times ``weight``, a tensor for tensor inputs, else nested as the
-    inputs (per discriminator a list of maps)."""
+                          detach_real: bool = True, p: int = 1, over_maps: str = "sum",
+                          over_discriminators: str = "sum", relative: bool = False):
+    """Feature matching, the public function's spec:
+    ``weight · Σ_d c_d · Σ_{m of d} a_d · reduce(|f_g − f_r|^p) / n_m`` over the maps of every
+    discriminator (a tensor, a list of maps, or a list per discriminator of lists of maps),
+    with ``a_d = 1/(maps of d)`` when ``over_maps="mean"`` (else 1), ``c_d = 1/(number of
+    discriminators)`` when ``over_discriminators="mean"`` (else 1), and ``n_m = mean|f_r|`` of
+    the map's real map when ``relative`` (else 1); the real maps detached unless
+    ``detach_real=False``.  "none": each map's per-element terms times the same factors
+    (``weight · a_d · c_d / n_m``), a tensor for tensor inputs, else nested as the inputs (per
+    discriminator a list of maps), so that the "mean" loss is the sum of each map's mean."""
     def nested(feats):
         return [[feats]] if isinstance(feats, Tensor) else \
             [list(f) if isinstance(f, (list, tuple)) else [f] for f in feats]
@@ -320,7 +370,14 @@ def feature_matching_loss(real_feats, fake_feats, *, reduction: str = "mean", we
     reals, fakes = nested(real_feats), nested(fake_feats)
     flat_r = [r.detach() if detach_real else r for rs in reals for r in rs]
     flat_g = [g for gs in fakes for g in gs]
-    out = feature_matching_maps(flat_r, flat_g, p=p, reduction=reduction)
+    scales = feature_matching_scales([len(gs) for gs in fakes], over_maps, over_discriminators)
+    if relative:
+        out = feature_matching_relative(flat_r, flat_g, p=p, reduction=reduction, scales=scales)
+    elif reduction == "none":
+        out = [o * s if s != 1.0 else o for o, s in
+               zip(feature_matching_maps(flat_r, flat_g, p=p, reduction=reduction), scales)]
+    else:
+        out = feature_matching_maps(flat_r, flat_g, p=p, reduction=reduction, scales=scales)
     if reduction != "none":
         return out * weight if weight != 1.0 else out
     out = [o * weight for o in out] if weight != 1.0 else out
