@@ -10,7 +10,7 @@ import torch
 from fastgan.tools.cases import DTYPES, CASES, REDUCTIONS
 
 from .conftest import DEVICES, runnable, usable_backends
-from .helpers import as_tuple, call, check_against_reference
+from .helpers import as_tuple, call, check_against_reference, sampled
 
 # (real shape, fake shape); single-input ops use the first
 SHAPES = {
@@ -36,6 +36,10 @@ def _cases():
             yield pytest.param(name, opts, id=f"{name}-opt{oi}")
 
 
+# per op x option set and backend: 1 in 3 of shape x reduction x dtype (each pair of
+# values met), 1 in 6 on the Triton interpreter and "auto" (each value met); in full
+# with FASTGAN_FULL_MATRIX=1
+@sampled("shape", "reduction", "dtype", every={"triton": 6, "auto": 6, "*": 3}, of="backend")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
