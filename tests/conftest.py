@@ -52,12 +52,13 @@ def pytest_report_header(config):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Deselect what the rule of ``helpers.sampled`` leaves out of a marked matrix."""
-    from .helpers import kept
+    from .helpers import axis_indices, kept
     keep, drop = [], []
     for item in items:
         mark = item.get_closest_marker("sampled")
         callspec = getattr(item, "callspec", None)
-        if mark is None or callspec is None or kept(callspec.indices, callspec.params, mark.kwargs):
+        if mark is None or callspec is None or kept(
+                axis_indices(item.iter_markers("parametrize"), callspec.params), callspec.params, mark.kwargs):
             keep.append(item)
         else:
             drop.append(item)

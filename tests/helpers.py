@@ -56,6 +56,41 @@ def period(params: Mapping[str, object], mark_kwargs: Mapping) -> int:
     return every
 
 
+def parametrize_axes(marks) -> list:
+    """The ``parametrize`` marks as [(argnames, [values per argname, per entry]), ...]."""
+    axes = []
+    for mark in marks:
+        if mark.name != "parametrize":
+            continue
+        names, values = mark.args[0], mark.args[1]
+        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+        rows = []
+        for v in values:
+            if hasattr(v, "values") and hasattr(v, "marks"):  # pytest.param(...)
+                rows.append(tuple(v.values))
+            else:
+                rows.append(tuple(v) if len(names) > 1 else (v,))
+        axes.append((names, rows))
+    return axes
+
+
+def axis_indices(marks, params: Mapping[str, object]) -> dict:
+    """For a test with parameter values ``params``, the index of its value in each
+    ``parametrize`` list (pytest's ``callspec.indices`` is not that in pytest 9).  The
+    values are pytest's own objects, found by identity (then equality)."""
+    indices = {}
+    for names, rows in parametrize_axes(marks):
+        got = tuple(params[n] for n in names)
+        for i, row in enumerate(rows):
+            if all(a is b for a, b in zip(row, got)):
+                break
+        else:
+            i = next(i for i, row in enumerate(rows) if row == got)
+        for n in names:
+            indices[n] = i
+    return indices
+
+
 def kept(indices: Mapping[str, int], params: Mapping[str, object], mark_kwargs: Mapping,
          full: bool = FULL_MATRIX) -> bool:
     """Whether the rule of ``sampled`` keeps the test with these parametrize indices and values."""

@@ -13,7 +13,7 @@ import pytest
 
 from fastgan.tools.cases import CASES
 
-from .helpers import kept
+from .helpers import kept, parametrize_axes
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,20 +25,7 @@ RUNTIME_SKIPS = {
 
 
 def _axes(func):
-    """The parametrize lists of ``func``: [(argnames, [(values per argname), ...]), ...]."""
-    axes = []
-    for mark in getattr(func, "pytestmark", []):
-        if mark.name != "parametrize":
-            continue
-        names, values = mark.args[0], mark.args[1]
-        names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
-        rows = []
-        for v in values:
-            v = v.values if hasattr(v, "values") and hasattr(v, "marks") else v
-            rows.append(tuple(v) if len(names) > 1 else (v[0],) if hasattr(v, "__len__") and
-                        isinstance(v, tuple) and len(v) == 1 else (v,))
-        axes.append((names, rows))
-    return axes
+    return parametrize_axes(getattr(func, "pytestmark", []))
 
 
 def _marked():
