@@ -2,7 +2,10 @@
 torch.compile(fullgraph=True) of every op with every differentiable argument requiring
 grad, before any eager call in the process, with dynamic=False, dynamic=True and
 automatic dynamic shapes (a second size and another float option), compared with eager.
-Prints one line per failure and ``OK <count>`` at the end."""
+Prints one line per failure and ``OK <count>`` at the end.
+
+By default one op per family (a different one for each backend, by the sampling rule of
+tests/helpers.py); every op with FASTGAN_FULL_MATRIX=1."""
 from __future__ import annotations
 
 import sys
@@ -11,6 +14,22 @@ import torch
 
 import fastgan
 from fastgan.tools.cases import CASES
+
+from .helpers import FULL_MATRIX, kept
+
+BACKEND_ORDER = ("torch", "native", "triton", "auto")  # the phase of the rotation
+
+
+def selected(backend: str, full: bool = FULL_MATRIX) -> list:
+    """The ops compiled for ``backend``: all with ``full``, else one per family, the
+    family's ops taken in turn by the backends."""
+    families = {}
+    for name, spec in CASES.items():
+        families.setdefault(spec.spec.family, []).append(name)
+    b = BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else 0
+    rule = {"over": ("op",), "every": 1}
+    return [name for names in families.values() for j, name in enumerate(names)
+            if kept({"op": j, "backend": b}, {}, {**rule, "every": len(names)}, full=full)]
 
 
 def _args(spec, n, gen):
@@ -68,10 +87,13 @@ def main(backend: str, quick: bool = False) -> int:
 
     # dynamic=False in its static form is also tests/test_compile.py's (after an eager call)
     plan = {True: (2, ("mean", "none")), None: (2, ("mean", "none")), False: (1, ("mean",))}
+    ops = selected(backend)
     for dynamic, (n_opts, reductions) in plan.items():
         if quick and dynamic is not None:
             continue
         for name, spec in CASES.items():
+            if name not in ops:
+                continue
             for oi, opts in enumerate(spec.options[:n_opts]):
                 for reduction in reductions:
                     torch._dynamo.reset()
@@ -97,6 +119,7 @@ def main(backend: str, quick: bool = False) -> int:
             failures.append(f"hinge margin={m}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     for line in failures:
         print("FAIL", line)
+    print(f"ops: {' '.join(ops)}")
     print(f"OK {count}" if not failures else f"FAILED {len(failures)} of {count}")
     return 1 if failures else 0
 

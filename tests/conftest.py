@@ -36,3 +36,32 @@ def _restore_backend():
     before = fastgan.get_backend()
     yield
     fastgan.set_backend(before)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sampled(over, every, when): an expensive matrix sampled by the rule "
+                                       "of tests/helpers.py (FASTGAN_FULL_MATRIX=1 runs all of it)")
+
+
+def pytest_report_header(config):
+    from .helpers import FULL_MATRIX
+    return ("fastgan: FASTGAN_FULL_MATRIX=1, every parametrisation runs" if FULL_MATRIX else
+            "fastgan: sampled matrices (tests/helpers.py: sampled); FASTGAN_FULL_MATRIX=1 runs them in full")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Deselect what the rule of ``helpers.sampled`` leaves out of a marked matrix."""
+    from .helpers import axis_indices, kept
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker("sampled")
+        callspec = getattr(item, "callspec", None)
+        if mark is None or callspec is None or kept(
+                axis_indices(item.iter_markers("parametrize"), callspec.params), callspec.params, mark.kwargs):
+            keep.append(item)
+        else:
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

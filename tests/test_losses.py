@@ -3,6 +3,7 @@ values and gradients against the float64 reference."""
 from __future__ import annotations
 
 import math
+import zlib
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 from fastgan.tools.cases import DTYPES, CASES, REDUCTIONS
 
 from .conftest import DEVICES, runnable, usable_backends
-from .helpers import as_tuple, call, check_against_reference
+from .helpers import as_tuple, call, check_against_reference, sampled
 
 # (real shape, fake shape); single-input ops use the first
 SHAPES = {
@@ -36,6 +37,10 @@ def _cases():
             yield pytest.param(name, opts, id=f"{name}-opt{oi}")
 
 
+# per op x option set and backend: 1 in 2 of shape x reduction x dtype (each pair of
+# values met), 1 in 6 on the Triton interpreter and "auto" (each value met); in full
+# with FASTGAN_FULL_MATRIX=1
+@sampled("shape", "reduction", "dtype", every={"triton": 6, "auto": 6, "*": 2}, of="backend")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
@@ -48,7 +53,8 @@ def test_against_reference(name, opts, shape, reduction, dtype, backend, device)
     spec = CASES[name]
     if shape == "different-sizes" and not spec.is_discriminator:
         pytest.skip("single-input op")
-    gen = torch.Generator().manual_seed(hash((name, shape, reduction)) % 2 ** 31)
+    # a stable seed (hash() of a str changes with every process: PYTHONHASHSEED)
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{name}|{shape}|{reduction}".encode()))
     tensors = spec.make_inputs(_shapes(spec, shape), dtype, device, gen)
     check_against_reference(spec, backend, tensors, opts, reduction, gen)
 

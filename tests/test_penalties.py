@@ -14,12 +14,15 @@ from fastgan import functional as F
 from fastgan.tools.cases import DTYPES, CASES
 
 from .conftest import DEVICES, runnable, usable_backends
-from .helpers import check_against_reference
+from .helpers import check_against_reference, sampled
 
 SPEC = CASES["grad_norm_penalty"]
 SHAPES = [(1, 3, 8, 8), (64, 3, 32, 32), (4, 1, 256, 256), (1000, 2)]
 
 
+# per backend: 1 in 2 of option x shape x dtype, 1 in 6 on the Triton interpreter and
+# "auto" (each option, shape and dtype met); in full with FASTGAN_FULL_MATRIX=1
+@sampled("opt", "shape", "dtype", every={"triton": 6, "auto": 6, "*": 2}, of="backend")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", usable_backends())
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
