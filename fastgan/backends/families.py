@@ -50,7 +50,10 @@ class Relativistic(FamilyOp):
 
 class Divergence(FamilyOp):
     """gaussian_kl, kl_div_logits, js_div_logits: ``static = (name, dim, reduction)``, ``dim``
-    non-negative (None for gaussian_kl)."""
+    non-negative (None for gaussian_kl).  A backend supplies ``gkl_forward(mu, logvar,
+    reduction)``, ``gkl_backward(mu, logvar, reduction, up, needs)``, ``dist_forward(p, q,
+    dim, js, reduction) -> (out, row stats, row divergences)`` and ``dist_backward(p, q, dim,
+    js, reduction, stats, divergences, up, needs)``."""
 
     family = Family.DIVERGENCE
 
@@ -58,6 +61,21 @@ class Divergence(FamilyOp):
         a, b = promoted(*tensors)
         dim = None if spec.name == "gaussian_kl" else kwargs.get("dim", -1) % a.dim()
         return Fused.apply(self, (spec.name, dim, reduction), a, b)
+
+    def forward(self, static, tensors):
+        name, dim, reduction = static
+        a, b = tensors
+        if name == "gaussian_kl":
+            return self.gkl_forward(a, b, reduction), ()
+        out, stat, rowdiv = self.dist_forward(a, b, dim, name == "js_div_logits", reduction)
+        return out, (stat, rowdiv)
+
+    def backward(self, static, inputs, saved, grads, needs):
+        name, dim, reduction = static
+        a, b = inputs
+        if name == "gaussian_kl":
+            return self.gkl_backward(a, b, reduction, grads[0], list(needs))
+        return self.dist_backward(a, b, dim, name == "js_div_logits", reduction, *saved, grads[0], list(needs))
 
     @staticmethod
     def reference(static, a, b):
@@ -70,7 +88,9 @@ class PairList(FamilyOp):
     """A pair loss over lists of score tensors (one real and one fake per discriminator; a
     generator loss: fakes only), all of one dtype and device, any shapes: the ``(N,)``
     per-discriminator losses in one node.  ``static = (name, options, PairOptions,
-    reduction, number of reals)``; the inputs ``(*reals, *fakes)``."""
+    reduction, number of reals)``; the inputs ``(*reals, *fakes)``.  A backend supplies
+    ``list_forward(reals, fakes, opts, reduction)`` (reals empty for a generator loss) and
+    ``list_backward(reals, fakes, opts, reduction, up, needs)``."""
 
     family = Family.PAIR
 
@@ -81,6 +101,14 @@ class PairList(FamilyOp):
         nr = len(lists[0]) if len(lists) == 2 else 0
         static = (spec.name, tuple(kwargs.items()), lowered(spec, kwargs), reduction, nr)
         return Fused.apply(self, static, *[x for xs in lists for x in xs])
+
+    def forward(self, static, tensors):
+        _, _, opts, reduction, nr = static
+        return self.list_forward(tensors[:nr], tensors[nr:], opts, reduction), ()
+
+    def backward(self, static, inputs, saved, grads, needs):
+        _, _, opts, reduction, nr = static
+        return self.list_backward(inputs[:nr], inputs[nr:], opts, reduction, grads[0], list(needs))
 
     @staticmethod
     def reference(static, *xs):
@@ -93,7 +121,9 @@ class PairList(FamilyOp):
 class FeatureMatching(FamilyOp):
     """``Σ_m s_m · reduce(|g_m − r_m|^p)`` over flat lists of same-shaped maps of one dtype
     ("mean" or "sum"; ``s_m`` the per-map scales): one node over every map.  ``static =
-    (p, reduction, scales, number of maps)``; the inputs ``(*reals, *fakes)``."""
+    (p, reduction, scales, number of maps)``; the inputs ``(*reals, *fakes)``.  A backend
+    supplies ``maps_forward(reals, fakes, p, reduction, scales)`` and ``maps_backward(reals,
+    fakes, p, reduction, scales, up, needs)`` (the reals' gradients, then the fakes')."""
 
     family = Family.FEATURE
 
@@ -104,6 +134,14 @@ class FeatureMatching(FamilyOp):
         reals, fakes = tensors
         scales = tuple(kwargs["scales"] or [1.0] * len(fakes))
         return Fused.apply(self, (kwargs["p"], reduction, scales, len(reals)), *reals, *fakes)
+
+    def forward(self, static, tensors):
+        p, reduction, scales, n = static
+        return self.maps_forward(tensors[:n], tensors[n:], p, reduction, scales), ()
+
+    def backward(self, static, inputs, saved, grads, needs):
+        p, reduction, scales, n = static
+        return self.maps_backward(inputs[:n], inputs[n:], p, reduction, scales, grads[0], list(needs))
 
     @staticmethod
     def reference(static, *xs):

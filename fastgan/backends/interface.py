@@ -83,14 +83,16 @@ class FamilyOp:
     * ``devices``: device type -> None (runs there) or the reason it does not;
     * ``modes``: mode -> None (fused in that mode) or the reason the reference runs (a
       list op: the reason each member runs alone).
+    (The defaults: every device, every mode but a transform.)
 
     ``run(spec, tensors, kwargs, reduction)`` runs one call the op accepted (a list op:
     ``run_list(spec, lists, kwargs, reduction)``)."""
 
     family: Family
     implementation: str = ""
-    devices: Dict[str, Optional[str]] = {}
-    modes: Dict[str, Optional[str]] = {}
+    # by default: fused on every device and in every mode but a torch.func transform
+    devices: Dict[str, Optional[str]] = {"cpu": None, "cuda": None}
+    modes: Dict[str, Optional[str]] = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     def refusal(self, mode: str, device: str) -> Optional[str]:
         """None if this op runs a call in ``mode`` on ``device``, else the reason it does not."""

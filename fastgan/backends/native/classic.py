@@ -10,16 +10,11 @@ its Meta kernels make traceable."""
 from __future__ import annotations
 
 from ...registry import Family
-from ..interface import NO_TRANSFORMS, FamilyOp, lowered, promoted
+from ..interface import FamilyOp, lowered, promoted
 from .raw import REDUCTION, pybind_or_ops as autograd_ops
 
 
-class _Classic(FamilyOp):
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
-
-
-class PairOp(_Classic):
+class PairOp(FamilyOp):
     family = Family.PAIR
     implementation = "csrc/ops.cpp pair_loss: C++ autograd, one pass each way (cpu.cpp, cuda.cu)"
 
@@ -38,7 +33,7 @@ class PairOp(_Classic):
         return out[0]
 
 
-class BCEOp(_Classic):
+class BCEOp(FamilyOp):
     family = Family.BCE
     implementation = "csrc/ops.cpp bce_loss: C++ autograd, one pass each way"
 
@@ -48,7 +43,7 @@ class BCEOp(_Classic):
         return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
 
 
-class PenaltyOp(_Classic):
+class PenaltyOp(FamilyOp):
     family = Family.PENALTY
     implementation = "csrc/ops.cpp penalty: C++ autograd, row norms + one pass backward"
 

@@ -6,32 +6,28 @@ under ``fused.Fused``.  CPU kernels only."""
 from __future__ import annotations
 
 from ..families import Divergence
-from ..interface import NO_TRANSFORMS
 from .raw import CPU_ONLY, REDUCTION, ops
 
 
 class DivergenceOp(Divergence):
     implementation = "csrc/divergence.cpp: row statistics + divergences forward, one pass backward; fused.Fused"
     devices = {"cpu": None, "cuda": CPU_ONLY}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     @staticmethod
-    def forward(static, tensors):
-        name, dim, reduction = static
-        a, b = tensors
-        if name == "gaussian_kl":
-            return ops().gaussian_kl_fwd(a, b, REDUCTION[reduction]), ()
-        out, stat, rowdiv = ops().divergence_fwd(a, b, dim, name == "js_div_logits", REDUCTION[reduction])
-        return out, (stat, rowdiv)
+    def gkl_forward(mu, lv, reduction):
+        return ops().gaussian_kl_fwd(mu, lv, REDUCTION[reduction])
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        name, dim, reduction = static
-        a, b = inputs
-        if name == "gaussian_kl":
-            return ops().gaussian_kl_bwd(a, b, REDUCTION[reduction], grads[0], needs[0], needs[1])
-        return ops().divergence_bwd(a, b, dim, name == "js_div_logits", REDUCTION[reduction], *saved, grads[0],
-                                    needs[0], needs[1])
+    def gkl_backward(mu, lv, reduction, up, needs):
+        return ops().gaussian_kl_bwd(mu, lv, REDUCTION[reduction], up, needs[0], needs[1])
+
+    @staticmethod
+    def dist_forward(p, q, dim, js, reduction):
+        return ops().divergence_fwd(p, q, dim, js, REDUCTION[reduction])
+
+    @staticmethod
+    def dist_backward(p, q, dim, js, reduction, stat, rowdiv, up, needs):
+        return ops().divergence_bwd(p, q, dim, js, REDUCTION[reduction], stat, rowdiv, up, needs[0], needs[1])
 
 
 OP = DivergenceOp()

@@ -17,26 +17,22 @@ LIST_MODES = {**MODES, "capture": "the list op is not verified under CUDA-graph 
 
 class PairListOp(PairList):
     implementation = "csrc pair_list_fwd / pair_list_bwd: one pass over every tensor each way; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
     modes = LIST_MODES
 
     @staticmethod
-    def forward(static, tensors):
-        _, _, opts, reduction, nr = static
-        return pybind_or_ops().pair_list_fwd(list(tensors[:nr]), list(tensors[nr:]), int(opts.kind), opts.params(),
-                                   REDUCTION[reduction]), ()
+    def list_forward(reals, fakes, opts, reduction):
+        return pybind_or_ops().pair_list_fwd(list(reals), list(fakes), int(opts.kind), opts.params(),
+                                             REDUCTION[reduction])
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        _, _, opts, reduction, nr = static
-        return pybind_or_ops().pair_list_bwd(list(inputs[:nr]), list(inputs[nr:]), int(opts.kind), opts.params(),
-                                   REDUCTION[reduction], grads[0], list(needs))
+    def list_backward(reals, fakes, opts, reduction, up, needs):
+        return pybind_or_ops().pair_list_bwd(list(reals), list(fakes), int(opts.kind), opts.params(),
+                                             REDUCTION[reduction], up, needs)
 
 
-def _factors(static, fakes):
+def _factors(fakes, reduction: str, scales):
     """Each map's factor: its scale over its size for a mean (the mean of an empty map is
     nan: inf · 0), else its scale."""
-    _, reduction, scales, _ = static
     if reduction != "mean":
         return list(scales)
     return [s / g.numel() if g.numel() else float("inf") for s, g in zip(scales, fakes)]
@@ -44,20 +40,15 @@ def _factors(static, fakes):
 
 class FeatureMatchingOp(FeatureMatching):
     implementation = "csrc fm_fwd / fm_bwd: one read of every map forward, one pass backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = MODES
 
     @staticmethod
-    def forward(static, tensors):
-        n = static[3]
-        return ops().fm_fwd(list(tensors[:n]), list(tensors[n:]), static[0], _factors(static, tensors[n:])), ()
+    def maps_forward(reals, fakes, p, reduction, scales):
+        return ops().fm_fwd(list(reals), list(fakes), p, _factors(fakes, reduction, scales))
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        n = static[3]
-        grads_g = list(ops().fm_bwd(list(inputs[:n]), list(inputs[n:]), static[0], _factors(static, inputs[n:]),
-                                    grads[0]))
-        return [(-g if need else None) for g, need in zip(grads_g, needs[:n])] + grads_g
+    def maps_backward(reals, fakes, p, reduction, scales, up, needs):
+        grads_g = list(ops().fm_bwd(list(reals), list(fakes), p, _factors(fakes, reduction, scales), up))
+        return [(-g if need else None) for g, need in zip(grads_g, needs[:len(reals)])] + grads_g
 
 
 PAIR_LIST = PairListOp()

@@ -6,14 +6,12 @@ backward that records a graph composed of ATen ops).  CPU kernels only."""
 from __future__ import annotations
 
 from ..families import RAGAN_LABELS, RPGAN_GEN, Relativistic
-from ..interface import NO_TRANSFORMS
 from .raw import CPU_ONLY, REDUCTION, pybind_or_ops
 
 
 class RelativisticOp(Relativistic):
     implementation = "csrc/relativistic.cpp: sums + one fused pass forward, one pass backward; C++ autograd"
     devices = {"cpu": None, "cuda": CPU_ONLY}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     def call(self, static, real, fake):
         name, reduction = static

@@ -11,7 +11,7 @@ from torch import Tensor
 from ... import reference
 from ...registry import Family
 from ..fused import Fused
-from ..interface import NO_TRANSFORMS, FamilyOp, promoted
+from ..interface import FamilyOp, promoted
 from ..modes import compiling, reference_vjp
 from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, weight
 
@@ -120,8 +120,6 @@ def _(x, t, weight, pos_weight, reduction, up, needs):
 class BCEOp(FamilyOp):
     family = Family.BCE
     implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     def run(self, spec, tensors, kwargs, reduction):
         x, t = promoted(*tensors)

@@ -15,7 +15,6 @@ import torch
 from torch import Tensor
 
 from ..families import Divergence
-from ..interface import NO_TRANSFORMS
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, empty_for, f64, fake_like, flat, kernels, rows, weight
 
@@ -178,26 +177,22 @@ def _(p, q, dim, js, reduction, stat, rowdiv, up, needs):
 class DivergenceOp(Divergence):
     implementation = "kernels/divergence.py: row statistics + one pass + a finisher forward, one pass backward; " \
                      "fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     @staticmethod
-    def forward(static, tensors):
-        name, dim, reduction = static
-        a, b = tensors
-        if name == "gaussian_kl":
-            return (gkl_op if compiling() else gkl_forward)(a, b, reduction), ()
-        out, stat, rowdiv = (dist_op if compiling() else dist_forward)(a, b, dim, name == "js_div_logits", reduction)
-        return out, (stat, rowdiv)
+    def gkl_forward(mu, lv, reduction):
+        return (gkl_op if compiling() else gkl_forward)(mu, lv, reduction)
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        name, dim, reduction = static
-        a, b = inputs
-        if name == "gaussian_kl":
-            return (gkl_bwd_op if compiling() else gkl_backward)(a, b, reduction, grads[0], list(needs))
-        return (dist_bwd_op if compiling() else dist_backward)(a, b, dim, name == "js_div_logits", reduction,
-                                                                *saved, grads[0], list(needs))
+    def gkl_backward(mu, lv, reduction, up, needs):
+        return (gkl_bwd_op if compiling() else gkl_backward)(mu, lv, reduction, up, needs)
+
+    @staticmethod
+    def dist_forward(p, q, dim, js, reduction):
+        return (dist_op if compiling() else dist_forward)(p, q, dim, js, reduction)
+
+    @staticmethod
+    def dist_backward(p, q, dim, js, reduction, stat, rowdiv, up, needs):
+        return (dist_bwd_op if compiling() else dist_backward)(p, q, dim, js, reduction, stat, rowdiv, up, needs)
 
 
 OP = DivergenceOp()

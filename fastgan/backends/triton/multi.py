@@ -125,24 +125,19 @@ def _(reals, fakes, kind, params, reduction, up, needs):
 
 class PairListOp(PairList):
     implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
     modes = MODES
 
     @staticmethod
-    def forward(static, tensors):
-        _, _, opts, reduction, nr = static
+    def list_forward(reals, fakes, opts, reduction):
         if compiling():
-            return pair_list_op(list(tensors[:nr]), list(tensors[nr:]), int(opts.kind), opts.params(),
-                                reduction), ()
-        return pair_list_forward(tensors[:nr] if nr else None, tensors[nr:], opts, reduction), ()
+            return pair_list_op(list(reals), list(fakes), int(opts.kind), opts.params(), reduction)
+        return pair_list_forward(reals or None, fakes, opts, reduction)
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        _, _, opts, reduction, nr = static
+    def list_backward(reals, fakes, opts, reduction, up, needs):
         if compiling():
-            return pair_list_bwd_op(list(inputs[:nr]), list(inputs[nr:]), int(opts.kind), opts.params(), reduction,
-                                    grads[0], list(needs))
-        return pair_list_backward(inputs[:nr] if nr else None, inputs[nr:], opts, reduction, grads[0], needs)
+            return pair_list_bwd_op(list(reals), list(fakes), int(opts.kind), opts.params(), reduction, up, needs)
+        return pair_list_backward(reals or None, fakes, opts, reduction, up, needs)
 
 
 # --------------------------------------------------------------------------- feature matching
@@ -196,8 +191,7 @@ def fm_backward(reals: Sequence[Tensor], fakes: Sequence[Tensor], p: int, weight
     return grads_r, grads_g
 
 
-def _weights(static, fakes) -> List[float]:
-    _, reduction, scales, _ = static
+def _weights(fakes, reduction: str, scales) -> List[float]:
     return [s * member_weight(reduction, g.numel()) for s, g in zip(scales, fakes)]
 
 
@@ -226,23 +220,18 @@ def _(reals, fakes, p, weights, up, needs):
 
 class FeatureMatchingOp(FeatureMatching):
     implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
     modes = MODES
 
     @staticmethod
-    def forward(static, tensors):
-        n = static[3]
-        reals, fakes = list(tensors[:n]), list(tensors[n:])
-        return (fm_op if compiling() else fm_forward)(reals, fakes, static[0], _weights(static, fakes)), ()
+    def maps_forward(reals, fakes, p, reduction, scales):
+        return (fm_op if compiling() else fm_forward)(list(reals), list(fakes), p, _weights(fakes, reduction, scales))
 
     @staticmethod
-    def backward(static, inputs, saved, grads, needs):
-        n = static[3]
-        reals, fakes = list(inputs[:n]), list(inputs[n:])
+    def maps_backward(reals, fakes, p, reduction, scales, up, needs):
+        weights = _weights(fakes, reduction, scales)
         if compiling():
-            return fm_bwd_op(reals, fakes, static[0], _weights(static, fakes), grads[0], list(needs))
-        grads_r, grads_g = fm_backward(reals, fakes, static[0], _weights(static, fakes), grads[0], needs[:n],
-                                       needs[n:])
+            return fm_bwd_op(list(reals), list(fakes), p, weights, up, needs)
+        grads_r, grads_g = fm_backward(reals, fakes, p, weights, up, needs[:len(reals)], needs[len(reals):])
         return [*grads_r, *grads_g]
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ...registry import OPS, Family, Kind, PairOptions, Side
 from ..fused import Fused
-from ..interface import NO_TRANSFORMS, FamilyOp, lowered, promoted
+from ..interface import FamilyOp, lowered, promoted
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, weight
 
@@ -117,8 +117,6 @@ def _(real, fake, kind, params, reduction, grads):
 class PairOp(FamilyOp):
     family = Family.PAIR
     implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     def run(self, spec, tensors, kwargs, reduction):
         opts = lowered(spec, kwargs)

@@ -11,7 +11,7 @@ from torch import Tensor
 from ... import reference
 from ...registry import Family
 from ..fused import Fused
-from ..interface import NO_TRANSFORMS, FamilyOp
+from ..interface import FamilyOp
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, rows, weight
 
@@ -87,8 +87,6 @@ def _(g, sq, center, one_sided, reduction, up):
 class PenaltyOp(FamilyOp):
     family = Family.PENALTY
     implementation = "kernels/penalty.py: row sums + a finisher forward, one pass backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     def run(self, spec, tensors, kwargs, reduction):
         static = (float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)), reduction)

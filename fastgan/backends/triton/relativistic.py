@@ -11,7 +11,6 @@ import torch
 from torch import Tensor
 
 from ..families import RAGAN_LABELS, RPGAN_GEN, Relativistic
-from ..interface import NO_TRANSFORMS
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, empty_for, fake_like, flat, kernels, weight
 
@@ -208,8 +207,6 @@ def _(real, fake, gen, reduction, up, needs):
 
 class RelativisticOp(Relativistic):
     implementation = "kernels/relativistic.py: sums + one fused pass forward, one pass backward; fused.Fused"
-    devices = {"cpu": None, "cuda": None}
-    modes = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
     @staticmethod
     def forward(static, tensors):
