@@ -13,7 +13,7 @@ from ...registry import Family
 from ..fused import Fused
 from ..interface import FamilyOp, promoted
 from ..modes import compiling, reference_vjp
-from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, weight
+from .launch import acc_dtype, custom_op, fake_like, flat, kernels, one_pass, weight
 
 
 def _operands(x: Tensor, t: Tensor, w: Optional[Tensor], pw: Optional[Tensor]):
@@ -32,24 +32,8 @@ def bce_forward(x: Tensor, t: Tensor, w: Optional[Tensor], pw: Optional[Tensor],
     n = x.numel()
     common = dict(HAS_W=int(w is not None), HAS_PW=int(pw is not None),
                   F64=x.dtype == torch.float64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
-    if reduction == "none":
-        out = torch.empty_like(xk)
-        if n:
-            k.bce_fwd_kernel[(k.elementwise_grid(n),)](xk, tk, wk, pk, out, n, 1, *k.split(1.0), 0.0,
-                                                       REDUCE=0, FINAL=0, **common)
-        return out.view(x.shape)
-    ws = k.split(weight(reduction, n))
-    b = bias(reduction, (n,))
-    plan = k.reduce_plan(n)
-    out = torch.empty((), dtype=x.dtype, device=x.device)
-    if plan.final:
-        k.bce_fwd_kernel[(1,)](xk, tk, wk, pk, out, n, plan.iters, *ws, b, REDUCE=1, FINAL=1, **common)
-    else:
-        part = torch.empty(plan.programs, dtype=acc_dtype(x.dtype), device=x.device)
-        k.bce_fwd_kernel[(plan.programs,)](xk, tk, wk, pk, part, n, plan.iters, *ws, 0.0,
-                                           REDUCE=1, FINAL=0, **common)
-        k.sum_partials_kernel[(1,)](part, out, plan.programs, b, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
-    return out
+    out = one_pass(k, k.bce_fwd_kernel, (xk, tk, wk, pk), n, reduction, x, common)
+    return out.view(x.shape) if reduction == "none" else out
 
 
 def bce_backward(x: Tensor, t: Tensor, w: Optional[Tensor], pw: Optional[Tensor], reduction: str,

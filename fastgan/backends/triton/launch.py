@@ -53,6 +53,27 @@ def rows(x: Tensor):
     return B, (x.numel() // B if B else 0)
 
 
+def one_pass(k, kernel, inputs, n: int, reduction: str, like: Tensor, common: dict) -> Tensor:
+    """Launch a one-pass kernel of signature ``(*inputs, out, n, iters, w_hi, w_lo, bias,
+    REDUCE=, FINAL=)`` (``k`` its kernel module): the flat terms ("none"), or the reduced
+    value (one program when it suffices, else a partial per program and a fixed-order sum)."""
+    if reduction == "none":
+        out = torch.empty(n, dtype=like.dtype, device=like.device)
+        if n:
+            kernel[(k.elementwise_grid(n),)](*inputs, out, n, 1, *k.split(1.0), 0.0, REDUCE=0, FINAL=0, **common)
+        return out
+    ws, b = k.split(weight(reduction, n)), bias(reduction, (n,))
+    plan = k.reduce_plan(n)
+    out = torch.empty((), dtype=like.dtype, device=like.device)
+    if plan.final:
+        kernel[(1,)](*inputs, out, n, plan.iters, *ws, b, REDUCE=1, FINAL=1, **common)
+    else:
+        part = torch.empty(plan.programs, dtype=acc_dtype(like.dtype), device=like.device)
+        kernel[(plan.programs,)](*inputs, part, n, plan.iters, *ws, 0.0, REDUCE=1, FINAL=0, **common)
+        k.sum_partials_kernel[(1,)](part, out, plan.programs, b, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
+    return out
+
+
 def table_on(values: List[int], device: torch.device) -> Tensor:
     """A multi-tensor kernel's int64 table on ``device``, in one copy (on CUDA from pinned
     memory, asynchronously: the caching host allocator keeps the buffer until the copy ran)."""

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..families import RAGAN_LABELS, RPGAN_GEN, Relativistic
 from ..modes import compiling
-from .launch import acc_dtype, bias, custom_op, empty_for, fake_like, flat, kernels, weight
+from .launch import acc_dtype, bias, custom_op, empty_for, fake_like, flat, kernels, one_pass, weight
 
 def _ragan_params(k, labels: Tuple[float, float], reduction: str, n_r: int, n_f: int):
     return (*k.split(labels[0]), *k.split(weight(reduction, n_r)),
@@ -116,23 +116,8 @@ def rpgan_forward(real: Tensor, fake: Tensor, gen: int, reduction: str) -> Tenso
     rk, fk = flat(real), flat(fake)
     n = rk.numel()
     common = dict(GEN=gen, F64=fake.dtype == torch.float64, BLOCK=k.BLOCK, num_warps=k.NUM_WARPS)
-    if reduction == "none":
-        out = torch.empty_like(rk)
-        if n:
-            k.rpgan_fwd_kernel[(k.elementwise_grid(n),)](rk, fk, out, n, 1, *k.split(1.0), 0.0,
-                                                         REDUCE=0, FINAL=0, **common)
-        return out.view(real.shape)
-    w = k.split(weight(reduction, n))
-    b = bias(reduction, (n,))
-    plan = k.reduce_plan(n)
-    out = torch.empty((), dtype=fake.dtype, device=fake.device)
-    if plan.final:
-        k.rpgan_fwd_kernel[(1,)](rk, fk, out, n, plan.iters, *w, b, REDUCE=1, FINAL=1, **common)
-    else:
-        part = torch.empty(plan.programs, dtype=acc_dtype(fake.dtype), device=fake.device)
-        k.rpgan_fwd_kernel[(plan.programs,)](rk, fk, part, n, plan.iters, *w, 0.0, REDUCE=1, FINAL=0, **common)
-        k.sum_partials_kernel[(1,)](part, out, plan.programs, b, BLOCK=k.PARTIALS_BLOCK, num_warps=k.NUM_WARPS)
-    return out
+    out = one_pass(k, k.rpgan_fwd_kernel, (rk, fk), n, reduction, fake, common)
+    return out.view(real.shape) if reduction == "none" else out
 
 
 def rpgan_backward(real: Tensor, fake: Tensor, gen: int, reduction: str, up: Tensor,
