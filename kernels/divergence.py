@@ -57,7 +57,7 @@ import math
 import triton
 import triton.language as tl
 
-from .losses import FLOAT_DTYPES, NUM_WARPS, W_PARAMS, _acc, _log1p, _param, _ptr, _relu, split  # noqa: F401
+from .common import FLOAT_DTYPES, NUM_WARPS, W_PARAMS, log1p, param, ptr_type, relu, split, to_acc  # noqa: F401
 from .penalty import BLOCK_DS, FINISH_ROWS, FINISH_SPLITS, TILE, penalty_finish_kernel, row_plan  # noqa: F401
 
 LOG2: tl.constexpr = tl.constexpr(math.log(2.0))
@@ -85,7 +85,7 @@ def _gkl_term(mu, lv):
 
 @triton.jit
 def _softplus(z):
-    return _relu(z) + _log1p(tl.exp(-tl.abs(z)))
+    return relu(z) + log1p(tl.exp(-tl.abs(z)))
 
 
 @triton.jit
@@ -126,12 +126,12 @@ def gkl_partial_kernel(mu_ptr, lv_ptr, part_ptr, B, D, S, iters,
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < B
-    acc = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    acc = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
     col0 = ps * iters * BLOCK_D
     for i in range(0, iters):
         offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        mu = _acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
-        lv = _acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
+        mu = to_acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
+        lv = to_acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
         acc += _gkl_term(mu, lv)  # 0 at masked lanes
     tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=1), mask=row_ok)
 
@@ -145,17 +145,17 @@ def gkl_bwd_kernel(mu_ptr, lv_ptr, up_ptr, gmu_ptr, glv_ptr, B, D, iters, w_hi, 
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < B
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64) + _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64) + to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     col0 = ps * iters * BLOCK_D
     for i in range(0, iters):
         offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
         if NEED_MU:
-            mu = _acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
+            mu = to_acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
             tl.store(gmu_ptr + offs, (u[:, None] * mu).to(gmu_ptr.dtype.element_ty), mask=m)
         if NEED_LV:
-            lv = _acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
+            lv = to_acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
             tl.store(glv_ptr + offs, (u[:, None] * (0.5 * _expm1(lv))).to(glv_ptr.dtype.element_ty), mask=m)
 
 
@@ -164,15 +164,15 @@ def gkl_bwd_kernel(mu_ptr, lv_ptr, up_ptr, gmu_ptr, glv_ptr, B, D, iters, w_hi, 
 @triton.jit
 def _span_stats(x_ptr, y_ptr, rows, row_ok, D, col0, iters, F64: tl.constexpr, ROWS: tl.constexpr,
                 BLOCK_D: tl.constexpr):
-    zero = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    zero = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     mp = zero + float("-inf")
     mq = zero + float("-inf")
     sp = zero
     sq = zero
     for i in range(0, iters):
         offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
+        x = to_acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
+        y = to_acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
         mp, sp = _online(mp, sp, x)
         mq, sq = _online(mq, sq, y)
     return mp, sp, mq, sq
@@ -199,7 +199,7 @@ def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr
     # (max, sum) of one input over a row's S partials (fields k, k + 1), in a fixed order.
     # The tiles are combined element-wise and reduced once after each loop: a tl.max / tl.sum
     # inside the loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
-    m2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64) + float("-inf")
+    m2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64) + float("-inf")
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
@@ -207,7 +207,7 @@ def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr
         m2 = tl.maximum(m2, mk)
     m = tl.max(m2, axis=1)
     ref = tl.where(m == float("-inf"), 0.0, m)
-    s2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+    s2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
@@ -243,12 +243,12 @@ def dist_fwd_kernel(x_ptr, y_ptr, part_ptr, stat_ptr, div_ptr, R, D, S, iters,
     tl.store(stat_ptr + rows * 4 + 1, lsp, mask=first)
     tl.store(stat_ptr + rows * 4 + 2, mq, mask=first)
     tl.store(stat_ptr + rows * 4 + 3, lsq, mask=first)
-    acc_a = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
-    acc_b = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    acc_a = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    acc_b = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
     for i in range(0, iters):
         offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
+        x = to_acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
+        y = to_acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
         lp, lq = _logs(x, y, mp, lsp, mq, lsq)
         p = tl.exp(lp)
         # masked lanes add 0 (in a row with no elements lp is nan there, not −inf)
@@ -269,14 +269,14 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
                        ROWS: tl.constexpr, SPLITS: tl.constexpr):
     """One program: each row's partials summed in order (stored: the backward's KL or
     A, B), the row's divergence, stored ("none") or reduced (w · Σ + bias)."""
-    total = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    total = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     for r0 in range(0, R, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < R
         # the tiles are summed element-wise and reduced once after the loop: a tl.sum inside
         # this inner loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
-        a2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
-        b2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        a2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        b2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             msk = row_ok[:, None] & (cols < S)[None, :]
@@ -296,7 +296,7 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
         else:
             tl.store(terms_ptr + rows, v.to(terms_ptr.dtype.element_ty), mask=row_ok)
     if REDUCE:
-        res = _param(w_hi, w_lo, F64) * tl.sum(total, axis=0) + bias
+        res = param(w_hi, w_lo, F64) * tl.sum(total, axis=0) + bias
         tl.store(out_ptr, res.to(out_ptr.dtype.element_ty))
 
 
@@ -317,17 +317,17 @@ def dist_bwd_kernel(x_ptr, y_ptr, stat_ptr, rowdiv_ptr, up_ptr, gx_ptr, gy_ptr, 
     a = tl.load(rowdiv_ptr + rows * 2, mask=row_ok, other=0.0)[:, None]
     b = tl.load(rowdiv_ptr + rows * 2 + 1, mask=row_ok, other=0.0)[:, None]
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64) + _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64) + to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     if JS:
         u = 0.5 * u
     u = u[:, None]
     col0 = ps * iters * BLOCK_D
     for i in range(0, iters):
         offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
+        x = to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
+        y = to_acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
         lp, lq = _logs(x, y, mp, lsp, mq, lsq)
         p = tl.exp(lp)
         q = tl.exp(lq)
@@ -356,36 +356,36 @@ def specializations():
         for block_d in BLOCK_DS:
             rows = TILE // block_d
             ce = {"F64": f64, "ROWS": rows, "BLOCK_D": block_d}
-            sig = {"mu_ptr": _ptr(dt), "lv_ptr": _ptr(dt), "part_ptr": _ptr(acc), "B": i32, "D": i32, "S": i32,
+            sig = {"mu_ptr": ptr_type(dt), "lv_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "B": i32, "D": i32, "S": i32,
                    "iters": i32}
             yield f"gkl_partial[{dt},block_d={block_d}]", gkl_partial_kernel, sig, ce
             for need in ((1, 1), (1, 0), (0, 1)):
                 for ew in (0, 1):
-                    sig = {"mu_ptr": _ptr(dt), "lv_ptr": _ptr(dt), "up_ptr": _ptr(dt), "gmu_ptr": _ptr(dt),
-                           "glv_ptr": _ptr(dt), "B": i32, "D": i32, "iters": i32, "w_hi": i32, "w_lo": i32}
+                    sig = {"mu_ptr": ptr_type(dt), "lv_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "gmu_ptr": ptr_type(dt),
+                           "glv_ptr": ptr_type(dt), "B": i32, "D": i32, "iters": i32, "w_hi": i32, "w_lo": i32}
                     ce2 = {"NEED_MU": need[0], "NEED_LV": need[1], "ELEMENTWISE_UP": ew, **ce}
                     yield (f"gkl_bwd[{dt},need={need[0]}{need[1]},elementwise_up={ew},block_d={block_d}]",
                            gkl_bwd_kernel, sig, ce2)
-            sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "part_ptr": _ptr(acc), "R": i32, "D": i32, "S": i32,
+            sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "R": i32, "D": i32, "S": i32,
                    "iters": i32}
             yield f"dist_stats[{dt},block_d={block_d}]", dist_stats_kernel, sig, ce
             for js in (0, 1):
                 for split_ in (0, 1):
-                    sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "part_ptr": _ptr(acc), "stat_ptr": _ptr(acc),
-                           "div_ptr": _ptr(acc), "R": i32, "D": i32, "S": i32, "iters": i32}
+                    sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "stat_ptr": ptr_type(acc),
+                           "div_ptr": ptr_type(acc), "R": i32, "D": i32, "S": i32, "iters": i32}
                     ce2 = {"JS": js, "SPLIT": split_, **ce, "SPLITS": FINISH_SPLITS}
                     yield f"dist_fwd[{dt},js={js},split={split_},block_d={block_d}]", dist_fwd_kernel, sig, ce2
                 for need in ((1, 1), (1, 0), (0, 1)):
                     for ew in (0, 1):
-                        sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "stat_ptr": _ptr(acc), "rowdiv_ptr": _ptr(acc),
-                               "up_ptr": _ptr(dt), "gx_ptr": _ptr(dt), "gy_ptr": _ptr(dt), "R": i32, "D": i32,
+                        sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "stat_ptr": ptr_type(acc), "rowdiv_ptr": ptr_type(acc),
+                               "up_ptr": ptr_type(dt), "gx_ptr": ptr_type(dt), "gy_ptr": ptr_type(dt), "R": i32, "D": i32,
                                "iters": i32, "w_hi": i32, "w_lo": i32}
                         ce2 = {"JS": js, "NEED_P": need[0], "NEED_Q": need[1], "ELEMENTWISE_UP": ew, **ce}
                         yield (f"dist_bwd[{dt},js={js},need={need[0]}{need[1]},elementwise_up={ew},"
                                f"block_d={block_d}]", dist_bwd_kernel, sig, ce2)
         for js in (0, 1):
             for reduce_ in (0, 1):
-                sig = {"div_ptr": _ptr(acc), "rowdiv_ptr": _ptr(acc), "terms_ptr": _ptr(dt), "out_ptr": _ptr(dt),
+                sig = {"div_ptr": ptr_type(acc), "rowdiv_ptr": ptr_type(acc), "terms_ptr": ptr_type(dt), "out_ptr": ptr_type(dt),
                        "R": i32, "S": i32, "w_hi": i32, "w_lo": i32, "bias": f32}
                 ce = {"JS": js, "REDUCE": reduce_, "F64": f64, "ROWS": FINISH_ROWS, "SPLITS": FINISH_SPLITS}
                 yield f"dist_finish[{dt},js={js},reduce={reduce_}]", dist_finish_kernel, sig, ce

@@ -30,8 +30,8 @@ pointer of the element type of ``x0_ptr`` (any member: only its type is used).
   the full tiles; a member at an odd address (a view with a storage offset) selects
   the ``ALIGNED=0`` specialisation, correct for any address.
 
-The element formulas are those of ``kernels/losses.py`` (``_term``, ``_dterm``) and
-``kernels/feature.py`` (``_diff``, ``_fm_term``, ``_grad``), written once.
+The element formulas are those of ``kernels/common.py`` (``pair_term``, ``pair_dterm``) and
+``kernels/feature.py`` (``diff``, ``fm_term``, ``grad``), written once.
 """
 # no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
 # constexpr parameters by their annotation object, and a string annotation reads as a plain argument
@@ -43,9 +43,9 @@ import triton
 import triton.language as tl
 
 from ..registry import Kind
-from .feature import _diff, _fm_term, _grad
-from .losses import (BLOCK, FLOAT_DTYPES, MAX_PROGRAMS, NUM_WARPS, PARTIALS_BLOCK, _acc, _dterm,  # noqa: F401
-                     _ptr, _term, sum_partials_kernel)
+from .common import FLOAT_DTYPES, NUM_WARPS, pair_dterm, pair_term, ptr_type, to_acc  # noqa: F401
+from .feature import diff, fm_term, grad
+from .losses import BLOCK, MAX_PROGRAMS, PARTIALS_BLOCK, sum_partials_kernel  # noqa: F401
 
 CHUNK = 256             # entries the lookup compares per step (one step up to 256 entries)
 # programs of a backward launch at most (+ entries): no partials to sum there, so more
@@ -105,7 +105,7 @@ def _locate(meta_ptr, E, iters, F64: tl.constexpr, BLOCK: tl.constexpr, CHUNK: t
 @triton.jit
 def _float(meta_ptr, col, E, e, F64: tl.constexpr):
     """A float64 stored as its bits, in the compute dtype (exact for float64 inputs,
-    rounded once for the others, as ``losses._param``)."""
+    rounded once for the others, as ``common.param``)."""
     v = tl.load(meta_ptr + col * E + e).to(tl.float64, bitcast=True)
     if not F64:
         v = v.to(tl.float32)
@@ -133,14 +133,14 @@ def multi_pair_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
     x_ptr = _address(meta_ptr, X, E, e, x0_ptr, ALIGNED)
     sgn = _float(meta_ptr, SGN, E, e, F64)
     t = _float(meta_ptr, LABEL, E, e, F64)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            acc += _term(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            acc += pair_term(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
         else:
             m = offs < n
-            v = _term(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            v = pair_term(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
             acc += tl.where(m, v, 0.0)
     tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
 
@@ -156,15 +156,15 @@ def multi_pair_bwd_kernel(meta_ptr, x0_ptr, up_ptr, E, iters,
     g_ptr = _address(meta_ptr, GX, E, e, x0_ptr, ALIGNED)
     sgn = _float(meta_ptr, SGN, E, e, F64)
     t = _float(meta_ptr, LABEL, E, e, F64)
-    uw = _acc(tl.load(up_ptr + tl.load(meta_ptr + SLOT * E + e)), F64) * w
+    uw = to_acc(tl.load(up_ptr + tl.load(meta_ptr + SLOT * E + e)), F64) * w
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            g = uw * _dterm(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            g = uw * pair_dterm(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
             tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty))
         else:
             m = offs < n
-            g = uw * _dterm(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            g = uw * pair_dterm(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
             tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty), mask=m)
 
 
@@ -188,13 +188,13 @@ def multi_fm_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
     pid, e, n, w, b0, b1 = _locate(meta_ptr, E, iters, F64, BLOCK, CHUNK)
     r_ptr = _address(meta_ptr, R, E, e, x0_ptr, ALIGNED)
     g_ptr = _address(meta_ptr, G, E, e, x0_ptr, ALIGNED)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            acc += _fm_term(_diff(r_ptr, g_ptr, offs, n, False, F64), P)
+            acc += fm_term(diff(r_ptr, g_ptr, offs, n, False, F64), P)
         else:
-            acc += _fm_term(_diff(r_ptr, g_ptr, offs, n, True, F64), P)
+            acc += fm_term(diff(r_ptr, g_ptr, offs, n, True, F64), P)
     tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
 
 
@@ -211,18 +211,18 @@ def multi_fm_bwd_kernel(meta_ptr, x0_ptr, up_ptr, E, iters,
     gr_ptr = _address(meta_ptr, GR, E, e, x0_ptr, ALIGNED)
     has_g = tl.load(meta_ptr + GG * E + e) != 0
     has_r = tl.load(meta_ptr + GR * E + e) != 0
-    c = _acc(tl.load(up_ptr), F64) * w
+    c = to_acc(tl.load(up_ptr), F64) * w
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            v = _grad(_diff(r_ptr, g_ptr, offs, n, False, F64), c, P)
+            v = grad(diff(r_ptr, g_ptr, offs, n, False, F64), c, P)
             if has_g:
                 tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty))
             if has_r:
                 tl.store(gr_ptr + offs, (-v).to(x0_ptr.dtype.element_ty))
         else:
             m = offs < n
-            v = _grad(_diff(r_ptr, g_ptr, offs, n, True, F64), c, P)
+            v = grad(diff(r_ptr, g_ptr, offs, n, True, F64), c, P)
             if has_g:
                 tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty), mask=m)
             if has_r:
@@ -293,15 +293,15 @@ def specializations():
             common = {"F64": f64, "ALIGNED": al, "BLOCK": BLOCK, "CHUNK": CHUNK}
             for kind in Kind:
                 ce = {"KIND": int(kind), **common}
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "part_ptr": _ptr(acc), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "E": "i32", "iters": "i32"}
                 yield f"multi_pair_fwd[{kind.name.lower()},{dt},aligned={al}]", multi_pair_fwd_kernel, sig, ce
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "up_ptr": _ptr(dt), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "E": "i32", "iters": "i32"}
                 yield f"multi_pair_bwd[{kind.name.lower()},{dt},aligned={al}]", multi_pair_bwd_kernel, sig, ce
             for p in (1, 2):
                 ce = {"P": p, **common}
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "part_ptr": _ptr(acc), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "E": "i32", "iters": "i32"}
                 yield f"multi_fm_fwd[{dt},p={p},aligned={al}]", multi_fm_fwd_kernel, sig, ce
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "up_ptr": _ptr(dt), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "E": "i32", "iters": "i32"}
                 yield f"multi_fm_bwd[{dt},p={p},aligned={al}]", multi_fm_bwd_kernel, sig, ce
-        sig = {"part_ptr": _ptr(acc), "seg_ptr": "*i64", "out_ptr": _ptr(dt)}
+        sig = {"part_ptr": ptr_type(acc), "seg_ptr": "*i64", "out_ptr": ptr_type(dt)}
         yield f"multi_sum[{acc}->{dt}]", multi_sum_kernel, sig, {"BLOCK": PARTIALS_BLOCK}

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import triton
 import triton.language as tl
 
-from .losses import FLOAT_DTYPES, NUM_WARPS, _acc, _param, _ptr, split  # noqa: F401  (shared helpers)
+from .common import FLOAT_DTYPES, NUM_WARPS, param, ptr_type, split, to_acc  # noqa: F401  (shared helpers)
 
 TILE = 1024                          # elements per program per iteration
 BLOCK_DS = (16, 64, 256, 1024)       # column block; ROWS = TILE // BLOCK_D
@@ -71,18 +71,18 @@ def sqnorm_partial_kernel(g_ptr, part_ptr, B, D, S, iters,
     if ROWS == 1:
         a, A, e, n_full = _row_span(pr, ps, B, D, iters, BLOCK_D)
         offs = a + tl.arange(0, BLOCK_D)
-        x = _acc(tl.load(g_ptr + offs, mask=offs < A, other=0.0), F64)
+        x = to_acc(tl.load(g_ptr + offs, mask=offs < A, other=0.0), F64)
         acc = x * x
         for j in range(0, n_full):
             start = tl.multiple_of(A + j * BLOCK_D, 16)
-            x = _acc(tl.load(g_ptr + start + tl.arange(0, BLOCK_D)), F64)
+            x = to_acc(tl.load(g_ptr + start + tl.arange(0, BLOCK_D)), F64)
             acc += x * x
         offs = A + n_full * BLOCK_D + tl.arange(0, BLOCK_D)
-        x = _acc(tl.load(g_ptr + offs, mask=offs < e, other=0.0), F64)
+        x = to_acc(tl.load(g_ptr + offs, mask=offs < e, other=0.0), F64)
         acc += x * x
         tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=0) + tl.zeros([ROWS], dtype=acc.dtype), mask=row_ok)
     else:
-        acc = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+        acc = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
         rows_full = pr * ROWS + ROWS <= B
         col0 = ps * iters * BLOCK_D
         for i in range(0, iters):
@@ -90,10 +90,10 @@ def sqnorm_partial_kernel(g_ptr, part_ptr, B, D, S, iters,
             cols = c0 + tl.arange(0, BLOCK_D)
             offs = rows[:, None] * D + cols[None, :]
             if rows_full & (c0 + BLOCK_D <= D):
-                x = _acc(tl.load(g_ptr + offs), F64)
+                x = to_acc(tl.load(g_ptr + offs), F64)
             else:
                 m = row_ok[:, None] & (cols < D)[None, :]
-                x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+                x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
             acc += x * x
         tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=1), mask=row_ok)
 
@@ -115,12 +115,12 @@ def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
                           c_hi, c_lo, w_hi, w_lo, bias,
                           ONE_SIDED: tl.constexpr, CENTER_ZERO: tl.constexpr, REDUCE: tl.constexpr,
                           F64: tl.constexpr, ROWS: tl.constexpr, SPLITS: tl.constexpr):
-    c = _param(c_hi, c_lo, F64)
-    acc = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    c = param(c_hi, c_lo, F64)
+    acc = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     for r0 in range(0, B, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < B
-        sq = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        sq = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             m = row_ok[:, None] & (cols < S)[None, :]
@@ -132,7 +132,7 @@ def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
         else:
             tl.store(terms_ptr + rows, v.to(terms_ptr.dtype.element_ty), mask=row_ok)
     if REDUCE:
-        total = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0) + bias
+        total = param(w_hi, w_lo, F64) * tl.sum(acc, axis=0) + bias
         tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
 
 
@@ -149,30 +149,30 @@ def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
     if CENTER_ZERO:
         k = 2.0 + tl.zeros_like(sq)
     else:
-        c = _param(c_hi, c_lo, F64)
+        c = param(c_hi, c_lo, F64)
         n = tl.sqrt(sq)
         d = n - c
         if ONE_SIDED:
             d = tl.where(d < 0, 0.0, d)
         k = tl.where(sq == 0, 0.0, 2.0 * d / tl.where(sq == 0, 1.0, n))
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64)
     if ROWS == 1:
         coef = u * k  # [1]: broadcast over the row's columns
         a, A, e, n_full = _row_span(pr, ps, B, D, iters, BLOCK_D)
         offs = a + tl.arange(0, BLOCK_D)
         m = offs < A
-        x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+        x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
         tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
         for j in range(0, n_full):
             offs = tl.multiple_of(A + j * BLOCK_D, 16) + tl.arange(0, BLOCK_D)
-            x = _acc(tl.load(g_ptr + offs), F64)
+            x = to_acc(tl.load(g_ptr + offs), F64)
             tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty))
         offs = A + n_full * BLOCK_D + tl.arange(0, BLOCK_D)
         m = offs < e
-        x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+        x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
         tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
     else:
         coef = (u * k)[:, None]
@@ -183,11 +183,11 @@ def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
             cols = c0 + tl.arange(0, BLOCK_D)
             offs = rows[:, None] * D + cols[None, :]
             if rows_full & (c0 + BLOCK_D <= D):
-                x = _acc(tl.load(g_ptr + offs), F64)
+                x = to_acc(tl.load(g_ptr + offs), F64)
                 tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty))
             else:
                 m = row_ok[:, None] & (cols < D)[None, :]
-                x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+                x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
                 tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
 
 
@@ -225,14 +225,14 @@ def specializations():
         f64 = dt == "fp64"
         for block_d in BLOCK_DS:
             ce = {"F64": f64, "ROWS": TILE // block_d, "BLOCK_D": block_d}
-            sig = {"g_ptr": _ptr(dt), "part_ptr": _ptr(acc), "B": "i32", "D": "i32", "S": "i32", "iters": "i32"}
+            sig = {"g_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "B": "i32", "D": "i32", "S": "i32", "iters": "i32"}
             yield f"sqnorm_partial[{dt},block_d={block_d}]", sqnorm_partial_kernel, sig, ce
         for one_sided in (0, 1):
             for center_zero in (0, 1):
                 if center_zero and one_sided:
                     continue  # the launcher maps c = 0 to the squared norm, one-sided or not
                 for reduce_ in (0, 1):
-                    sig = {"part_ptr": _ptr(acc), "sq_ptr": _ptr(acc), "terms_ptr": _ptr(dt), "out_ptr": _ptr(dt),
+                    sig = {"part_ptr": ptr_type(acc), "sq_ptr": ptr_type(acc), "terms_ptr": ptr_type(dt), "out_ptr": ptr_type(dt),
                            "B": "i32", "S": "i32", "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32", "bias": f32}
                     ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "REDUCE": reduce_, "F64": f64,
                           "ROWS": FINISH_ROWS, "SPLITS": FINISH_SPLITS}
@@ -240,7 +240,7 @@ def specializations():
                            penalty_finish_kernel, sig, ce)
                 for ew in (0, 1):
                     for block_d in BLOCK_DS:
-                        sig = {"g_ptr": _ptr(dt), "sq_ptr": _ptr(acc), "up_ptr": _ptr(dt), "dg_ptr": _ptr(dt),
+                        sig = {"g_ptr": ptr_type(dt), "sq_ptr": ptr_type(acc), "up_ptr": ptr_type(dt), "dg_ptr": ptr_type(dt),
                                "B": "i32", "D": "i32", "S": "i32", "iters": "i32",
                                "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32"}
                         ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "ELEMENTWISE_UP": ew,
