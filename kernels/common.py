@@ -10,7 +10,11 @@ names.  Three groups:
 * compute type and parameters: ``to_acc`` (float64 for float64 inputs, float32
   otherwise) and ``param`` (a float64 passed as two int32 halves, ``split``);
 * tiling: ``tile_load`` (a full tile unmasked or a tail tile masked), the per-side
-  tiling of the two-input kernels (``side_blocks``, ``block_end``, ``side_tile``).
+  tiling of the two-input kernels (``side_blocks``, ``block_end``, ``side_tile``) and
+  the aligned row spans of the row kernels (``span_bounds``, ``row_bounds``,
+  ``row_body``, ``row_ends``): a row of ``D`` elements that starts at a multiple of ``D`` is read in
+  a body whose ends are 16-byte boundaries (128-bit accesses, whatever ``D``) and a
+  narrow head and tail of fewer than ``16 / element size`` elements each.
 
 Host side: ``split`` and ``ptr_type`` (a pointer type string of a signature).
 """
@@ -35,6 +39,7 @@ FLOAT_DTYPES = ("fp16", "bf16", "fp32", "fp64")
 # float parameters passed as int32 halves: never value-specialised (a half equal to 1 would
 # become a constexpr, one divisible by 16 another specialisation)
 W_PARAMS = ["w_hi", "w_lo"]
+ALIGN_BYTES: tl.constexpr = tl.constexpr(16)  # one 128-bit access: 4 fp32, 8 bf16 / fp16, 2 fp64
 
 
 # --------------------------------------------------------------------------- element formulas
@@ -163,6 +168,61 @@ def side_tile(b, nb_r, n_real, n_fake, BLOCK: tl.constexpr):
     start = tl.where(is_r, b, b - nb_r) * BLOCK
     n = tl.where(is_r, n_real, n_fake)
     return is_r, start, start + tl.arange(0, BLOCK), n
+
+
+@triton.jit
+def vec(ptr):
+    """Elements of ``ptr``'s type in 16 bytes (4 fp32, 8 bf16 / fp16, 2 fp64): a constexpr,
+    ``VEC: tl.constexpr = vec(x_ptr)`` in a kernel."""
+    return tl.constexpr(ALIGN_BYTES // (ptr.dtype.element_ty.primitive_bitwidth // 8))
+
+
+# Rows of a (R, D) tensor, row r at the flat offsets [r·D, (r+1)·D): a row starts at a
+# multiple of D, so for D not a multiple of the vector width the compiler cannot prove
+# any tile of ``r·D + cols`` aligned and emits scalar accesses.  A program's span of
+# each of its rows, the flat range [s, t), is read instead as
+#   body [A, E): A the first, E the last 16-byte boundary in [s, t) (A = E if none),
+#                 tiles from A with the mask ``offs < E``: both ends multiples of the
+#                 vector width, so the loads and stores are 128-bit (masked per vector);
+#   ends [s, A) ∪ [E, t): fewer than VEC elements each, one [ROWS, 2·VEC] tile, narrow.
+# Each element lies in exactly one of them.  VEC = 16 bytes / element size (``vec``).
+
+@triton.jit
+def span_bounds(s, t, VEC: tl.constexpr):
+    """The body ``[A, E)`` of the flat spans ``[s, t)``: A the first multiple of VEC at or
+    after s, E the last at or before t (E = A when there is none).  triton infers their
+    divisibility from the rounding already (the PTX is the same without the hints); the
+    hints state it."""
+    A = tl.multiple_of((s + VEC - 1) // VEC * VEC, VEC)
+    E = tl.multiple_of(tl.maximum(A, t // VEC * VEC), VEC)
+    return s, t, A, E
+
+
+@triton.jit
+def row_bounds(rows, row_ok, D, col0, col1, VEC: tl.constexpr):
+    """Per row: the span ``[s, t)`` of columns ``[col0, min(col1, D))`` as flat offsets
+    (empty for rows past the end) and its body ``[A, E)`` (``span_bounds``)."""
+    s = rows * D + col0
+    t = tl.where(row_ok, rows * D + tl.minimum(col1, D), s)
+    return span_bounds(s, tl.maximum(t, s), VEC)
+
+
+@triton.jit
+def row_body(A, E, i, BLOCK_D: tl.constexpr):
+    """Tile i of the rows' bodies: ``[ROWS, BLOCK_D]`` offsets from A and their mask."""
+    offs = A[:, None] + i * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]
+    return offs, offs < E[:, None]
+
+
+@triton.jit
+def row_ends(s, t, A, E, VEC: tl.constexpr):
+    """The rows' heads and tails, ``[s, min(A, t))`` and ``[E, t)``: ``[ROWS, 2·VEC]``
+    offsets (columns < VEC the head, the others the tail) and their mask."""
+    j = tl.arange(0, 2 * VEC)[None, :]
+    head = j < VEC
+    offs = tl.where(head, s[:, None] + j, E[:, None] + (j - VEC))
+    m = tl.where(head, offs < tl.minimum(A, t)[:, None], offs < t[:, None])
+    return offs, m
 
 
 # --------------------------------------------------------------------------- host side
