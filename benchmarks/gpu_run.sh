@@ -9,8 +9,12 @@
 #   pytest-cuda.log       the CUDA tests (every test id with "cuda", kernels compiled for real)
 #   verify-triton.txt     fastgan verify --device cuda --backend triton
 #   verify-native.txt     fastgan verify --device cuda --backend native
-#   bench.{txt,json,csv,png}   the full fastgan bench --device cuda (QUICK=1: --quick)
+#   bench.{txt,json,csv,png}   the full fastgan bench --device cuda (QUICK=1: --quick): every op of
+#                         the registry (pair, BCE, penalty, relativistic, divergences, feature
+#                         matching, the pair losses on HiFi-GAN's 8 score lists)
 #   penalty-step.md       benchmarks/penalty_step.py --device cuda
+#   multi-disc.md         benchmarks/multi_disc.py --device cuda: the list losses and feature
+#                         matching over HiFi-GAN's and pix2pixHD's discriminators (multi-tensor kernels)
 #   cuda-graph.{json,md}  benchmarks/cuda_graph_step.py: a D step captured in a CUDA graph
 #   bandwidth-model.md    the model's predictions the bench timings are read against
 #   commands.txt          every command, in order; status.txt the exit status
@@ -92,6 +96,8 @@ step bench 1 bench.txt "$py -m fastgan bench --help" -- \
     "$py" -m fastgan bench --device cuda $quick --json "$out/bench.json" --csv "$out/bench.csv" --plot "$out/bench.png"
 step penalty-step 1 penalty-step.txt "$py benchmarks/penalty_step.py --help" -- \
     "$py" benchmarks/penalty_step.py --device cuda --markdown "$out/penalty-step.md"
+step multi-disc 1 multi-disc.txt "$py benchmarks/multi_disc.py --help" -- \
+    "$py" benchmarks/multi_disc.py --device cuda --markdown "$out/multi-disc.md"
 step cuda-graph 1 cuda-graph.txt "$py benchmarks/cuda_graph_step.py --help" -- \
     "$py" benchmarks/cuda_graph_step.py --json "$out/cuda-graph.json" --markdown "$out/cuda-graph.md"
 step bandwidth-model 0 bandwidth-model.txt "$py -m fastgan.tools.bandwidth --help" -- \

@@ -26,6 +26,7 @@ rounds of the round medians, their min–max, and the per-round ratio loops/fast
 loss and the same gradients to every score and feature map.
 
     python benchmarks/multi_disc.py --markdown benchmarks/results/multi-disc-cpu.md
+    python benchmarks/multi_disc.py --device cuda --markdown multi-disc-cuda.md   (benchmarks/gpu_run.sh)
 """
 from __future__ import annotations
 
@@ -91,11 +92,11 @@ CASES = {"hifigan-b1": lambda: hifigan_shapes(1), "hifigan-b16": lambda: hifigan
          "pix2pixhd": pix2pixhd_shapes}
 
 
-def make(case: str, dtype, gen):
+def make(case: str, dtype, gen, device="cpu"):
     scores, maps = CASES[case]()
 
     def t(shape):
-        return torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
+        return torch.randn(shape, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)
     return {"d_real": [t(s) for s in scores], "d_fake": [t(s) for s in scores], "g_fake": [t(s) for s in scores],
             "f_real": [[t(s) for s in g] for g in maps], "f_fake": [[t(s) for s in g] for g in maps]}
 
@@ -134,10 +135,10 @@ def _flat(inputs):
     return out
 
 
-def check(case: str) -> float:
+def check(case: str, device="cpu") -> float:
     """float64: the same loss and gradients; returns the largest difference."""
     gen = torch.Generator().manual_seed(0)
-    base = make(case, torch.float64, gen)
+    base = make(case, torch.float64, gen, device)
     a, b = _leaves(base), _leaves(base)
     la, lb = loops(**a), fused(**b)
     worst = abs(float((la - lb).detach()))
@@ -154,14 +155,18 @@ def check(case: str) -> float:
 
 
 def _step(fn, leaves, flat):
-    """One forward and backward on prepared leaves (``autograd.grad``: nothing accumulates)."""
+    """One forward and backward on prepared leaves (``autograd.grad``: nothing accumulates);
+    on a GPU, waits for it to finish (the timings are wall-clock)."""
     loss = fn(**leaves)
-    torch.autograd.grad(loss, flat, allow_unused=True)
+    grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    if loss.is_cuda:
+        torch.cuda.synchronize(loss.device)
+    return grads
 
 
-def time_case(case: str, rounds: int, calls: int, providers):
+def time_case(case: str, rounds: int, calls: int, providers, device="cpu"):
     gen = torch.Generator().manual_seed(1)
-    leaves = _leaves(make(case, torch.float32, gen))
+    leaves = _leaves(make(case, torch.float32, gen, device))
     flat = _flat(leaves)
     for fn in providers.values():  # warm-up (compile included) until two consecutive calls agree
         last = None
@@ -190,19 +195,20 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--calls", type=int, default=5)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--markdown")
     a = p.parse_args(argv)
     cases = a.case or list(CASES)
     lines = []
     for case in ("hifigan-b1", "pix2pixhd"):
-        lines.append(f"check {case} (float64): max difference {check(case):.1e}")
+        lines.append(f"check {case} (float64, {a.device}): max difference {check(case, a.device):.1e}")
     providers = {"loops": loops, "fastgan": fused}
     if not a.no_compile:
         providers["compile"] = torch.compile(loops)
     rows = []
     for case in cases:
         rounds, calls = (a.rounds, a.calls) if case != "hifigan-b16" else (max(3, a.rounds // 2), 2)
-        per = time_case(case, rounds, calls, providers)
+        per = time_case(case, rounds, calls, providers, a.device)
         med = {k: statistics.median(v) for k, v in per.items()}
         ratio = [lo / fu for lo, fu in zip(per["loops"], per["fastgan"])]
         row = f"| {case} | " + " | ".join(
@@ -217,7 +223,7 @@ def main(argv=None) -> int:
     head += " compile / fastgan |" if "compile" in providers else ""
     sep = "|" + "---|" * (head.count("|") - 1)
     md = ["# Multi-discriminator step losses (D + G + feature matching, fwd+bwd, float32)", "",
-          f"Machine: {device_name('cpu')}, "
+          f"Machine: {device_name(a.device)}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"load average at the start {os.getloadavg()[0]:.1f}.",
           f"Command: `python benchmarks/multi_disc.py {' '.join(argv or sys.argv[1:])}`", "",

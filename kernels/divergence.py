@@ -57,7 +57,8 @@ import math
 import triton
 import triton.language as tl
 
-from .losses import FLOAT_DTYPES, NUM_WARPS, W_PARAMS, _acc, _log1p, _param, _ptr, _relu, split  # noqa: F401
+from .common import (FLOAT_DTYPES, NUM_WARPS, W_PARAMS, log1p, param, ptr_type, relu, row_body,  # noqa: F401
+                     row_bounds, row_ends, split, to_acc, vec)
 from .penalty import BLOCK_DS, FINISH_ROWS, FINISH_SPLITS, TILE, penalty_finish_kernel, row_plan  # noqa: F401
 
 LOG2: tl.constexpr = tl.constexpr(math.log(2.0))
@@ -85,7 +86,7 @@ def _gkl_term(mu, lv):
 
 @triton.jit
 def _softplus(z):
-    return _relu(z) + _log1p(tl.exp(-tl.abs(z)))
+    return relu(z) + log1p(tl.exp(-tl.abs(z)))
 
 
 @triton.jit
@@ -111,70 +112,86 @@ def _xterm(p, a):
     return tl.where(p == 0, 0.0, p * a)
 
 
-@triton.jit
-def _tile(rows, row_ok, c0, D, BLOCK_D: tl.constexpr):
-    cols = c0 + tl.arange(0, BLOCK_D)
-    return rows[:, None] * D + cols[None, :], row_ok[:, None] & (cols < D)[None, :]
-
-
 # --------------------------------------------------------------------------- gaussian_kl
+
+@triton.jit
+def _gkl_tile(mu_ptr, lv_ptr, offs, m, F64: tl.constexpr):
+    mu = to_acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
+    lv = to_acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
+    return _gkl_term(mu, lv)  # 0 at masked lanes
+
 
 @triton.jit
 def gkl_partial_kernel(mu_ptr, lv_ptr, part_ptr, B, D, S, iters,
                        F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    VEC: tl.constexpr = vec(mu_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < B
-    acc = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
     col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
+    acc = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
     for i in range(0, iters):
-        offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        mu = _acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
-        lv = _acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
-        acc += _gkl_term(mu, lv)  # 0 at masked lanes
-    tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=1), mask=row_ok)
+        offs, m = row_body(A, E, i, BLOCK_D)
+        acc += _gkl_tile(mu_ptr, lv_ptr, offs, m, F64)
+    offs, m = row_ends(s, t, A, E, VEC)
+    total = tl.sum(acc, axis=1) + tl.sum(_gkl_tile(mu_ptr, lv_ptr, offs, m, F64), axis=1)
+    tl.store(part_ptr + rows * S + ps, total, mask=row_ok)
+
+
+@triton.jit
+def _gkl_grad_tile(mu_ptr, lv_ptr, gmu_ptr, glv_ptr, offs, m, u, NEED_MU: tl.constexpr, NEED_LV: tl.constexpr,
+                   F64: tl.constexpr):
+    if NEED_MU:
+        mu = to_acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
+        tl.store(gmu_ptr + offs, (u * mu).to(gmu_ptr.dtype.element_ty), mask=m)
+    if NEED_LV:
+        lv = to_acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
+        tl.store(glv_ptr + offs, (u * (0.5 * _expm1(lv))).to(glv_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit(do_not_specialize=W_PARAMS)
 def gkl_bwd_kernel(mu_ptr, lv_ptr, up_ptr, gmu_ptr, glv_ptr, B, D, iters, w_hi, w_lo,
                    NEED_MU: tl.constexpr, NEED_LV: tl.constexpr, ELEMENTWISE_UP: tl.constexpr,
                    F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    VEC: tl.constexpr = vec(mu_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < B
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64) + _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64) + to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    u = u[:, None]
     col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
     for i in range(0, iters):
-        offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        if NEED_MU:
-            mu = _acc(tl.load(mu_ptr + offs, mask=m, other=0.0), F64)
-            tl.store(gmu_ptr + offs, (u[:, None] * mu).to(gmu_ptr.dtype.element_ty), mask=m)
-        if NEED_LV:
-            lv = _acc(tl.load(lv_ptr + offs, mask=m, other=0.0), F64)
-            tl.store(glv_ptr + offs, (u[:, None] * (0.5 * _expm1(lv))).to(glv_ptr.dtype.element_ty), mask=m)
+        offs, m = row_body(A, E, i, BLOCK_D)
+        _gkl_grad_tile(mu_ptr, lv_ptr, gmu_ptr, glv_ptr, offs, m, u, NEED_MU, NEED_LV, F64)
+    offs, m = row_ends(s, t, A, E, VEC)
+    _gkl_grad_tile(mu_ptr, lv_ptr, gmu_ptr, glv_ptr, offs, m, u, NEED_MU, NEED_LV, F64)
 
 
 # --------------------------------------------------------------------------- kl / js over rows
 
 @triton.jit
-def _span_stats(x_ptr, y_ptr, rows, row_ok, D, col0, iters, F64: tl.constexpr, ROWS: tl.constexpr,
-                BLOCK_D: tl.constexpr):
-    zero = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+def _span_stats(x_ptr, y_ptr, s, t, A, E, iters, F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr,
+                VEC: tl.constexpr):
+    # running (max, Σ exp) of x and y over each row's span: its body tiles, then its ends
+    zero = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     mp = zero + float("-inf")
     mq = zero + float("-inf")
     sp = zero
     sq = zero
     for i in range(0, iters):
-        offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
-        mp, sp = _online(mp, sp, x)
-        mq, sq = _online(mq, sq, y)
+        offs, m = row_body(A, E, i, BLOCK_D)
+        mp, sp = _online(mp, sp, to_acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64))
+        mq, sq = _online(mq, sq, to_acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64))
+    offs, m = row_ends(s, t, A, E, VEC)
+    mp, sp = _online(mp, sp, to_acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64))
+    mq, sq = _online(mq, sq, to_acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64))
     return mp, sp, mq, sq
 
 
@@ -182,11 +199,14 @@ def _span_stats(x_ptr, y_ptr, rows, row_ok, D, col0, iters, F64: tl.constexpr, R
 def dist_stats_kernel(x_ptr, y_ptr, part_ptr, R, D, S, iters,
                       F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     """Per (row, split): the running max and Σ exp(· − max) of x and y over its span."""
+    VEC: tl.constexpr = vec(x_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < R
-    mp, sp, mq, sq = _span_stats(x_ptr, y_ptr, rows, row_ok, D, ps * iters * BLOCK_D, iters, F64, ROWS, BLOCK_D)
+    col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
+    mp, sp, mq, sq = _span_stats(x_ptr, y_ptr, s, t, A, E, iters, F64, ROWS, BLOCK_D, VEC)
     base = part_ptr + (rows * S + ps) * 4
     tl.store(base + 0, mp, mask=row_ok)
     tl.store(base + 1, sp, mask=row_ok)
@@ -199,7 +219,7 @@ def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr
     # (max, sum) of one input over a row's S partials (fields k, k + 1), in a fixed order.
     # The tiles are combined element-wise and reduced once after each loop: a tl.max / tl.sum
     # inside the loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
-    m2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64) + float("-inf")
+    m2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64) + float("-inf")
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
@@ -207,7 +227,7 @@ def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr
         m2 = tl.maximum(m2, mk)
     m = tl.max(m2, axis=1)
     ref = tl.where(m == float("-inf"), 0.0, m)
-    s2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+    s2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
     for s0 in range(0, S, SPLITS):
         cols = s0 + tl.arange(0, SPLITS)
         msk = row_ok[:, None] & (cols < S)[None, :]
@@ -220,22 +240,42 @@ def _combine(part_ptr, rows, row_ok, S, k, F64: tl.constexpr, ROWS: tl.constexpr
 
 
 @triton.jit
+def _div_tile(x_ptr, y_ptr, offs, m, mp, lsp, mq, lsq, JS: tl.constexpr, F64: tl.constexpr):
+    # the divergence terms of one tile: (KL, 0) or JS's (A, B); masked lanes add 0 (in a row
+    # with no elements lp is nan there, not −inf)
+    x = to_acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
+    y = to_acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
+    lp, lq = _logs(x, y, mp, lsp, mq, lsq)
+    p = tl.exp(lp)
+    if JS:
+        d = lp - lq
+        a = tl.where(m, _xterm(p, LOG2 - _softplus(-d)), 0.0)
+        b = tl.where(m, _xterm(tl.exp(lq), LOG2 - _softplus(d)), 0.0)
+    else:
+        a = tl.where(m, _xterm(p, lp - lq), 0.0)
+        b = tl.zeros_like(a)
+    return a, b
+
+
+@triton.jit
 def dist_fwd_kernel(x_ptr, y_ptr, part_ptr, stat_ptr, div_ptr, R, D, S, iters,
                     JS: tl.constexpr, SPLIT: tl.constexpr, F64: tl.constexpr, ROWS: tl.constexpr,
                     BLOCK_D: tl.constexpr, SPLITS: tl.constexpr):
     """The row statistics (from dist_stats' partials with SPLIT, else over the whole row
     here: S = 1), stored by the row's first program; this span's divergence partials
     (KL, 0) or (A, B) into div_ptr[(row·S + split)·2 + ·]."""
+    VEC: tl.constexpr = vec(x_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < R
     col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
     if SPLIT:
         mp, sp = _combine(part_ptr, rows, row_ok, S, 0, F64, ROWS, SPLITS)
         mq, sq = _combine(part_ptr, rows, row_ok, S, 2, F64, ROWS, SPLITS)
     else:
-        mp, sp, mq, sq = _span_stats(x_ptr, y_ptr, rows, row_ok, D, col0, iters, F64, ROWS, BLOCK_D)
+        mp, sp, mq, sq = _span_stats(x_ptr, y_ptr, s, t, A, E, iters, F64, ROWS, BLOCK_D, VEC)
     lsp = tl.log(sp)
     lsq = tl.log(sq)
     first = row_ok & ((rows * 0 + ps) == 0)
@@ -243,24 +283,19 @@ def dist_fwd_kernel(x_ptr, y_ptr, part_ptr, stat_ptr, div_ptr, R, D, S, iters,
     tl.store(stat_ptr + rows * 4 + 1, lsp, mask=first)
     tl.store(stat_ptr + rows * 4 + 2, mq, mask=first)
     tl.store(stat_ptr + rows * 4 + 3, lsq, mask=first)
-    acc_a = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
-    acc_b = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    acc_a = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    acc_b = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
     for i in range(0, iters):
-        offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=float("-inf")), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=float("-inf")), F64)
-        lp, lq = _logs(x, y, mp, lsp, mq, lsq)
-        p = tl.exp(lp)
-        # masked lanes add 0 (in a row with no elements lp is nan there, not −inf)
+        offs, m = row_body(A, E, i, BLOCK_D)
+        a, b = _div_tile(x_ptr, y_ptr, offs, m, mp, lsp, mq, lsq, JS, F64)
+        acc_a += a
         if JS:
-            d = lp - lq
-            acc_a += tl.where(m, _xterm(p, LOG2 - _softplus(-d)), 0.0)
-            acc_b += tl.where(m, _xterm(tl.exp(lq), LOG2 - _softplus(d)), 0.0)
-        else:
-            acc_a += tl.where(m, _xterm(p, lp - lq), 0.0)
+            acc_b += b
+    offs, m = row_ends(s, t, A, E, VEC)
+    a, b = _div_tile(x_ptr, y_ptr, offs, m, mp, lsp, mq, lsq, JS, F64)
     base = div_ptr + (rows * S + ps) * 2
-    tl.store(base, tl.sum(acc_a, axis=1), mask=row_ok)
-    tl.store(base + 1, tl.sum(acc_b, axis=1), mask=row_ok)
+    tl.store(base, tl.sum(acc_a, axis=1) + tl.sum(a, axis=1), mask=row_ok)
+    tl.store(base + 1, tl.sum(acc_b, axis=1) + tl.sum(b, axis=1), mask=row_ok)
 
 
 @triton.jit(do_not_specialize=W_PARAMS)
@@ -269,14 +304,14 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
                        ROWS: tl.constexpr, SPLITS: tl.constexpr):
     """One program: each row's partials summed in order (stored: the backward's KL or
     A, B), the row's divergence, stored ("none") or reduced (w · Σ + bias)."""
-    total = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    total = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     for r0 in range(0, R, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < R
         # the tiles are summed element-wise and reduced once after the loop: a tl.sum inside
         # this inner loop crashes the GPU compile of triton 3.1-3.6 (OptimizeThreadLocality)
-        a2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
-        b2 = _acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        a2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
+        b2 = to_acc(tl.zeros([ROWS, SPLITS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             msk = row_ok[:, None] & (cols < S)[None, :]
@@ -296,8 +331,29 @@ def dist_finish_kernel(div_ptr, rowdiv_ptr, terms_ptr, out_ptr, R, S, w_hi, w_lo
         else:
             tl.store(terms_ptr + rows, v.to(terms_ptr.dtype.element_ty), mask=row_ok)
     if REDUCE:
-        res = _param(w_hi, w_lo, F64) * tl.sum(total, axis=0) + bias
+        res = param(w_hi, w_lo, F64) * tl.sum(total, axis=0) + bias
         tl.store(out_ptr, res.to(out_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _dist_grad_tile(x_ptr, y_ptr, gx_ptr, gy_ptr, offs, m, mp, lsp, mq, lsq, a, b, u, JS: tl.constexpr,
+                    NEED_P: tl.constexpr, NEED_Q: tl.constexpr, F64: tl.constexpr):
+    x = to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
+    y = to_acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
+    lp, lq = _logs(x, y, mp, lsp, mq, lsq)
+    p = tl.exp(lp)
+    q = tl.exp(lq)
+    if JS:
+        d = lp - lq
+        gx = _xterm(p, (LOG2 - _softplus(-d)) - a)
+        gy = _xterm(q, (LOG2 - _softplus(d)) - b)
+    else:
+        gx = _xterm(p, (lp - lq) - a)
+        gy = q - p
+    if NEED_P:
+        tl.store(gx_ptr + offs, (u * gx).to(gx_ptr.dtype.element_ty), mask=m)
+    if NEED_Q:
+        tl.store(gy_ptr + offs, (u * gy).to(gy_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit(do_not_specialize=W_PARAMS)
@@ -306,6 +362,7 @@ def dist_bwd_kernel(x_ptr, y_ptr, stat_ptr, rowdiv_ptr, up_ptr, gx_ptr, gy_ptr, 
                     F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     """KL: ∂x = u·P((lp − lq) − KL), ∂y = u·(Q − P); JS: ∂x = ½u·P((lp − lm) − A),
     ∂y = ½u·Q((lq − lm) − B); from the saved row statistics, P = 0 terms 0."""
+    VEC: tl.constexpr = vec(x_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
@@ -317,31 +374,19 @@ def dist_bwd_kernel(x_ptr, y_ptr, stat_ptr, rowdiv_ptr, up_ptr, gx_ptr, gy_ptr, 
     a = tl.load(rowdiv_ptr + rows * 2, mask=row_ok, other=0.0)[:, None]
     b = tl.load(rowdiv_ptr + rows * 2 + 1, mask=row_ok, other=0.0)[:, None]
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64) + _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64) + to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     if JS:
         u = 0.5 * u
     u = u[:, None]
     col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
     for i in range(0, iters):
-        offs, m = _tile(rows, row_ok, col0 + i * BLOCK_D, D, BLOCK_D)
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
-        lp, lq = _logs(x, y, mp, lsp, mq, lsq)
-        p = tl.exp(lp)
-        q = tl.exp(lq)
-        if JS:
-            d = lp - lq
-            gx = _xterm(p, (LOG2 - _softplus(-d)) - a)
-            gy = _xterm(q, (LOG2 - _softplus(d)) - b)
-        else:
-            gx = _xterm(p, (lp - lq) - a)
-            gy = q - p
-        if NEED_P:
-            tl.store(gx_ptr + offs, (u * gx).to(gx_ptr.dtype.element_ty), mask=m)
-        if NEED_Q:
-            tl.store(gy_ptr + offs, (u * gy).to(gy_ptr.dtype.element_ty), mask=m)
+        offs, m = row_body(A, E, i, BLOCK_D)
+        _dist_grad_tile(x_ptr, y_ptr, gx_ptr, gy_ptr, offs, m, mp, lsp, mq, lsq, a, b, u, JS, NEED_P, NEED_Q, F64)
+    offs, m = row_ends(s, t, A, E, VEC)
+    _dist_grad_tile(x_ptr, y_ptr, gx_ptr, gy_ptr, offs, m, mp, lsp, mq, lsq, a, b, u, JS, NEED_P, NEED_Q, F64)
 
 
 # --------------------------------------------------------------------------- specialisations
@@ -356,36 +401,36 @@ def specializations():
         for block_d in BLOCK_DS:
             rows = TILE // block_d
             ce = {"F64": f64, "ROWS": rows, "BLOCK_D": block_d}
-            sig = {"mu_ptr": _ptr(dt), "lv_ptr": _ptr(dt), "part_ptr": _ptr(acc), "B": i32, "D": i32, "S": i32,
+            sig = {"mu_ptr": ptr_type(dt), "lv_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "B": i32, "D": i32, "S": i32,
                    "iters": i32}
             yield f"gkl_partial[{dt},block_d={block_d}]", gkl_partial_kernel, sig, ce
             for need in ((1, 1), (1, 0), (0, 1)):
                 for ew in (0, 1):
-                    sig = {"mu_ptr": _ptr(dt), "lv_ptr": _ptr(dt), "up_ptr": _ptr(dt), "gmu_ptr": _ptr(dt),
-                           "glv_ptr": _ptr(dt), "B": i32, "D": i32, "iters": i32, "w_hi": i32, "w_lo": i32}
+                    sig = {"mu_ptr": ptr_type(dt), "lv_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "gmu_ptr": ptr_type(dt),
+                           "glv_ptr": ptr_type(dt), "B": i32, "D": i32, "iters": i32, "w_hi": i32, "w_lo": i32}
                     ce2 = {"NEED_MU": need[0], "NEED_LV": need[1], "ELEMENTWISE_UP": ew, **ce}
                     yield (f"gkl_bwd[{dt},need={need[0]}{need[1]},elementwise_up={ew},block_d={block_d}]",
                            gkl_bwd_kernel, sig, ce2)
-            sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "part_ptr": _ptr(acc), "R": i32, "D": i32, "S": i32,
+            sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "R": i32, "D": i32, "S": i32,
                    "iters": i32}
             yield f"dist_stats[{dt},block_d={block_d}]", dist_stats_kernel, sig, ce
             for js in (0, 1):
                 for split_ in (0, 1):
-                    sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "part_ptr": _ptr(acc), "stat_ptr": _ptr(acc),
-                           "div_ptr": _ptr(acc), "R": i32, "D": i32, "S": i32, "iters": i32}
+                    sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "stat_ptr": ptr_type(acc),
+                           "div_ptr": ptr_type(acc), "R": i32, "D": i32, "S": i32, "iters": i32}
                     ce2 = {"JS": js, "SPLIT": split_, **ce, "SPLITS": FINISH_SPLITS}
                     yield f"dist_fwd[{dt},js={js},split={split_},block_d={block_d}]", dist_fwd_kernel, sig, ce2
                 for need in ((1, 1), (1, 0), (0, 1)):
                     for ew in (0, 1):
-                        sig = {"x_ptr": _ptr(dt), "y_ptr": _ptr(dt), "stat_ptr": _ptr(acc), "rowdiv_ptr": _ptr(acc),
-                               "up_ptr": _ptr(dt), "gx_ptr": _ptr(dt), "gy_ptr": _ptr(dt), "R": i32, "D": i32,
+                        sig = {"x_ptr": ptr_type(dt), "y_ptr": ptr_type(dt), "stat_ptr": ptr_type(acc), "rowdiv_ptr": ptr_type(acc),
+                               "up_ptr": ptr_type(dt), "gx_ptr": ptr_type(dt), "gy_ptr": ptr_type(dt), "R": i32, "D": i32,
                                "iters": i32, "w_hi": i32, "w_lo": i32}
                         ce2 = {"JS": js, "NEED_P": need[0], "NEED_Q": need[1], "ELEMENTWISE_UP": ew, **ce}
                         yield (f"dist_bwd[{dt},js={js},need={need[0]}{need[1]},elementwise_up={ew},"
                                f"block_d={block_d}]", dist_bwd_kernel, sig, ce2)
         for js in (0, 1):
             for reduce_ in (0, 1):
-                sig = {"div_ptr": _ptr(acc), "rowdiv_ptr": _ptr(acc), "terms_ptr": _ptr(dt), "out_ptr": _ptr(dt),
+                sig = {"div_ptr": ptr_type(acc), "rowdiv_ptr": ptr_type(acc), "terms_ptr": ptr_type(dt), "out_ptr": ptr_type(dt),
                        "R": i32, "S": i32, "w_hi": i32, "w_lo": i32, "bias": f32}
                 ce = {"JS": js, "REDUCE": reduce_, "F64": f64, "ROWS": FINISH_ROWS, "SPLITS": FINISH_SPLITS}
                 yield f"dist_finish[{dt},js={js},reduce={reduce_}]", dist_finish_kernel, sig, ce

@@ -11,11 +11,11 @@ negation.  The kernel that runs them over every map of a call in one launch is
 import triton
 import triton.language as tl
 
-from .losses import _acc
+from .common import to_acc
 
 
 @triton.jit
-def _diff(r_ptr, g_ptr, offs, n, MASKED: tl.constexpr, F64: tl.constexpr):
+def diff(r_ptr, g_ptr, offs, n, MASKED: tl.constexpr, F64: tl.constexpr):
     """g − r over one tile in the compute dtype; a full tile loads without a mask
     (the masked lanes of a tail tile are 0 − 0 = 0)."""
     if MASKED:
@@ -25,11 +25,11 @@ def _diff(r_ptr, g_ptr, offs, n, MASKED: tl.constexpr, F64: tl.constexpr):
     else:
         g = tl.load(g_ptr + offs)
         r = tl.load(r_ptr + offs)
-    return _acc(g, F64) - _acc(r, F64)
+    return to_acc(g, F64) - to_acc(r, F64)
 
 
 @triton.jit
-def _fm_term(d, P: tl.constexpr):
+def fm_term(d, P: tl.constexpr):
     """|d|^P."""
     if P == 1:
         v = tl.abs(d)
@@ -39,7 +39,7 @@ def _fm_term(d, P: tl.constexpr):
 
 
 @triton.jit
-def _grad(d, c, P: tl.constexpr):
+def grad(d, c, P: tl.constexpr):
     """c · sign(d) (P = 1; 0 where d = 0, nan stays nan) or c · 2d."""
     if P == 1:
         s = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, tl.where(d != d, d, 0.0)))

@@ -34,146 +34,35 @@ Design (the fewest bytes moved):
   tensors of more than 2**31 elements are addressed correctly.
 * Half types are computed in float32; float64 in float64 (``F64``).  Float
   parameters (labels, margins, mean weights) are passed as the bits of a float64
-  in two int32 halves and rebuilt in the kernel (``_param``): float64 inputs see
+  in two int32 halves and rebuilt in the kernel (``common.param``): float64 inputs see
   the exact parameter (a hinge exactly at an fp64 margin is exactly 0), any
   finite value fits, and float32 kernels round it once.
 """
 # no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
 # constexpr parameters by their annotation object, and a string annotation reads as a plain argument
 
-import struct
 from dataclasses import dataclass
 
 import triton
 import triton.language as tl
 
 from ..registry import Kind
+from .common import (FLOAT_DTYPES, NUM_WARPS, W_PARAMS, bce, block_end, dbce, log1p, mul0,  # noqa: F401
+                     pair_dterm, pair_term, param, ptr_type, relu, side_blocks, side_tile, split, tile_load, to_acc)
 
-# the kinds as compile-time constants of the kernels (the numbers of fastgan.registry.Kind)
-BCE: tl.constexpr = tl.constexpr(int(Kind.BCE))
-HINGE: tl.constexpr = tl.constexpr(int(Kind.HINGE))
-LSGAN: tl.constexpr = tl.constexpr(int(Kind.LSGAN))
 
 BLOCK = 1024                        # elements per program per iteration
-NUM_WARPS = 4
 SINGLE_PROGRAM_MAX = 32 * BLOCK     # up to this many elements: one program, one launch
 MAX_PROGRAMS = 1024                 # above it: at most this many partials
 PARTIALS_BLOCK = 1024               # the second stage reads the partials in chunks of this
-
-FLOAT_DTYPES = ("fp16", "bf16", "fp32", "fp64")
-
-
-# --------------------------------------------------------------------------- helpers
-
-@triton.jit
-def _relu(z):
-    # relu that keeps nan (as torch.relu does)
-    return tl.where(z < 0, 0.0, z)
-
-
-@triton.jit
-def _mul0(a, b):
-    # a * b with 0 * inf = 0 (a is a label)
-    return tl.where(a == 0, 0.0, a * b)
-
-
-@triton.jit
-def _log1p(z):
-    # accurate log(1 + z) for z in [0, 1] from log alone (Goldberg's trick)
-    u = 1.0 + z
-    d = u - 1.0
-    return tl.where(d == 0, z, tl.log(u) * (z / d))
-
-
-@triton.jit
-def _dbce(s, t):
-    # sigmoid(s) - t without cancellation in the tails: for s > 0 it is
-    # (1 - t) - sigmoid(-s), exact for t = 1 where sigmoid(s) - 1 would round to 0
-    e = tl.exp(-tl.abs(s))
-    small = e / (1.0 + e)  # sigmoid(-|s|)
-    return tl.where(s > 0, (1.0 - t) - small, small - t)
-
-
-@triton.jit
-def _bce(s, t):
-    # BCEwithlogits(s, t) = (1 - t) relu(s) + t relu(-s) + log1p(exp(-|s|)), 0 * inf = 0
-    return _mul0(1.0 - t, _relu(s)) + _mul0(t, _relu(-s)) + _log1p(tl.exp(-tl.abs(s)))
-
-
-@triton.jit
-def _term(s, sgn, t, KIND: tl.constexpr):
-    if KIND == BCE:
-        v = sgn * _bce(s, t)
-    elif KIND == HINGE:
-        v = _relu(t + sgn * s)
-    elif KIND == LSGAN:
-        d = s - t
-        v = 0.5 * d * d
-    else:  # LINEAR
-        v = sgn * s
-    return v
-
-
-@triton.jit
-def _dterm(s, sgn, t, KIND: tl.constexpr):
-    if KIND == BCE:
-        v = sgn * _dbce(s, t)
-    elif KIND == HINGE:
-        # torch's threshold_backward: zero where z <= 0 (so exactly at the margin), else pass
-        v = tl.where(t + sgn * s <= 0, 0.0, sgn + tl.zeros_like(s))
-    elif KIND == LSGAN:
-        v = s - t
-    else:  # LINEAR
-        v = sgn + tl.zeros_like(s)
-    return v
-
-
-@triton.jit
-def _acc(x, F64: tl.constexpr):
-    # the compute dtype: float64 for float64 inputs, float32 otherwise (scalars too)
-    if F64:
-        y = tl.cast(x, tl.float64)
-    else:
-        y = tl.cast(x, tl.float32)
-    return y
-
-
-@triton.jit
-def _param(hi, lo, F64: tl.constexpr):
-    # a float64 parameter from the two int32 halves of its bits (``split``): exact, for
-    # every value, where a float32 (hi, lo) pair rounds fp64 margins and overflows at 3.4e38
-    bits = (hi.to(tl.int64) << 32) | lo.to(tl.uint32).to(tl.int64)
-    v = bits.to(tl.float64, bitcast=True)
-    if F64:
-        y = v
-    else:
-        y = v.to(tl.float32)
-    return y
 
 
 # parameters passed as int32 halves: never value-specialised (a half equal to 1 would
 # become a constexpr, one divisible by 16 another specialisation)
 PAIR_PARAMS = ["tr_hi", "tr_lo", "wr_hi", "wr_lo", "tf_hi", "tf_lo", "wf_hi", "wf_lo"]
-W_PARAMS = ["w_hi", "w_lo"]
 
 
 # --------------------------------------------------------------------------- pair family
-
-@triton.jit
-def _blocks(n_real, n_fake, BLOCK: tl.constexpr):
-    # each side is tiled from its own start (so a full tile of either side is as aligned
-    # as the side's pointer): ``nb_r`` real tiles, then the fake tiles, ``nb`` in all
-    nb_r = n_real // BLOCK + (n_real % BLOCK != 0)
-    nb = nb_r + n_fake // BLOCK + (n_fake % BLOCK != 0)
-    return nb_r, nb
-
-
-@triton.jit
-def _block_end(pid, b1, nb):
-    # tiles [b0, b1) of this program; the last program also takes the tiles past the
-    # grid (per-side tiling needs at most one tile more than the virtual concatenation)
-    return tl.where(pid == tl.num_programs(0) - 1, nb, tl.minimum(b1, nb))
-
 
 @triton.jit(do_not_specialize=PAIR_PARAMS)
 def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
@@ -191,28 +80,25 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
     inside its side loads and stores without a mask (128-bit accesses for any size);
     only each side's last, partial tile takes the masked path."""
     pid = tl.program_id(0).to(tl.int64)
-    t_r = _param(tr_hi, tr_lo, F64)
-    t_f = _param(tf_hi, tf_lo, F64)
-    acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    t_r = param(tr_hi, tr_lo, F64)
+    t_f = param(tf_hi, tf_lo, F64)
+    acc_r = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_f = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    nb_r, nb = side_blocks(n_real, n_fake, BLOCK)
     b0 = pid * iters
-    for b in range(b0, _block_end(pid, b0 + iters, nb)):
-        is_r = b < nb_r
-        start = tl.where(is_r, b, b - nb_r) * BLOCK
-        n = tl.where(is_r, n_real, n_fake)
+    for b in range(b0, block_end(pid, b0 + iters, nb)):
+        is_r, start, offs, n = side_tile(b, nb_r, n_real, n_fake, BLOCK)
         x_ptr = tl.where(is_r, real_ptr, fake_ptr)
         o_ptr = tl.where(is_r, out_r_ptr, out_f_ptr)
         sgn = tl.where(is_r, sgn_r, sgn_f)
         t = tl.where(is_r, t_r, t_f)
-        offs = start + tl.arange(0, BLOCK)
         if start + BLOCK <= n:
-            v = _term(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            v = pair_term(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
             if not REDUCE:
                 tl.store(o_ptr + offs, v.to(out_r_ptr.dtype.element_ty))
         else:
             m = offs < n
-            v = _term(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            v = pair_term(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
             if not REDUCE:
                 tl.store(o_ptr + offs, v.to(out_r_ptr.dtype.element_ty), mask=m)
             v = tl.where(m, v, 0.0)
@@ -220,8 +106,8 @@ def pair_fwd_kernel(real_ptr, fake_ptr, out_r_ptr, out_f_ptr, part_ptr,
             acc_r += tl.where(is_r, v, 0.0)
             acc_f += tl.where(is_r, 0.0, v)
     if REDUCE:
-        w_r = _param(wr_hi, wr_lo, F64)
-        w_f = _param(wf_hi, wf_lo, F64)
+        w_r = param(wr_hi, wr_lo, F64)
+        w_f = param(wf_hi, wf_lo, F64)
         partial = w_r * tl.sum(acc_r, axis=0) + w_f * tl.sum(acc_f, axis=0)
         if FINAL:
             tl.store(part_ptr, (partial + bias).to(part_ptr.dtype.element_ty))
@@ -242,39 +128,36 @@ def pair_bwd_kernel(real_ptr, fake_ptr, up_ptr, up_r_ptr, up_f_ptr, g_r_ptr, g_f
     Tiles as in pair_fwd (one per program, the last program the rest): unmasked
     inside a side, masked on each side's last, partial tile."""
     pid = tl.program_id(0).to(tl.int64)
-    t_r = _param(tr_hi, tr_lo, F64)
-    t_f = _param(tf_hi, tf_lo, F64)
+    t_r = param(tr_hi, tr_lo, F64)
+    t_f = param(tf_hi, tf_lo, F64)
     if ELEMENTWISE_UP:
-        uw_r = _acc(0.0, F64)
-        uw_f = _acc(0.0, F64)
+        uw_r = to_acc(0.0, F64)
+        uw_f = to_acc(0.0, F64)
     else:
-        u = _acc(tl.load(up_ptr), F64)
-        uw_r = u * _param(wr_hi, wr_lo, F64)
-        uw_f = u * _param(wf_hi, wf_lo, F64)
-    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
-    for b in range(pid, _block_end(pid, pid + 1, nb)):
-        is_r = b < nb_r
-        start = tl.where(is_r, b, b - nb_r) * BLOCK
-        n = tl.where(is_r, n_real, n_fake)
+        u = to_acc(tl.load(up_ptr), F64)
+        uw_r = u * param(wr_hi, wr_lo, F64)
+        uw_f = u * param(wf_hi, wf_lo, F64)
+    nb_r, nb = side_blocks(n_real, n_fake, BLOCK)
+    for b in range(pid, block_end(pid, pid + 1, nb)):
+        is_r, start, offs, n = side_tile(b, nb_r, n_real, n_fake, BLOCK)
         x_ptr = tl.where(is_r, real_ptr, fake_ptr)
         g_ptr = tl.where(is_r, g_r_ptr, g_f_ptr)
         u_ptr = tl.where(is_r, up_r_ptr, up_f_ptr)
         sgn = tl.where(is_r, sgn_r, sgn_f)
         t = tl.where(is_r, t_r, t_f)
         uw = tl.where(is_r, uw_r, uw_f)
-        offs = start + tl.arange(0, BLOCK)
         if start + BLOCK <= n:
-            d = _dterm(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            d = pair_dterm(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
             if ELEMENTWISE_UP:
-                g = _acc(tl.load(u_ptr + offs), F64) * d
+                g = to_acc(tl.load(u_ptr + offs), F64) * d
             else:
                 g = uw * d
             tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty))
         else:
             m = offs < n
-            d = _dterm(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            d = pair_dterm(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
             if ELEMENTWISE_UP:
-                g = _acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * d
+                g = to_acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * d
             else:
                 g = uw * d
             tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m)
@@ -300,30 +183,20 @@ def sum_partials_kernel(part_ptr, out_ptr, n, bias, BLOCK: tl.constexpr):
 @triton.jit
 def _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr, F64: tl.constexpr,
               MASKED: tl.constexpr):
-    v = _bce(s, t)
+    v = bce(s, t)
     if HAS_PW:
-        p = _acc(_load(pw_ptr, offs, m, 1.0, MASKED), F64)
-        v += _mul0((p - 1.0) * t, _relu(-s) + _log1p(tl.exp(-tl.abs(s))))
+        p = to_acc(tile_load(pw_ptr, offs, m, 1.0, MASKED), F64)
+        v += mul0((p - 1.0) * t, relu(-s) + log1p(tl.exp(-tl.abs(s))))
     if HAS_W:
-        v *= _acc(_load(w_ptr, offs, m, 0.0, MASKED), F64)
+        v *= to_acc(tile_load(w_ptr, offs, m, 0.0, MASKED), F64)
     return v
-
-
-@triton.jit
-def _load(ptr, offs, m, other, MASKED: tl.constexpr):
-    # ptr[offs]; with MASKED only where m (else ``other``); without, a full tile
-    if MASKED:
-        x = tl.load(ptr + offs, mask=m, other=other)
-    else:
-        x = tl.load(ptr + offs)
-    return x
 
 
 @triton.jit
 def _bce_fwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, offs, m, HAS_W: tl.constexpr, HAS_PW: tl.constexpr,
                   REDUCE: tl.constexpr, F64: tl.constexpr, MASKED: tl.constexpr):
-    s = _acc(_load(x_ptr, offs, m, 0.0, MASKED), F64)
-    t = _acc(_load(t_ptr, offs, m, 0.0, MASKED), F64)
+    s = to_acc(tile_load(x_ptr, offs, m, 0.0, MASKED), F64)
+    t = to_acc(tile_load(t_ptr, offs, m, 0.0, MASKED), F64)
     v = _bce_full(s, t, w_ptr, pw_ptr, offs, m, HAS_W, HAS_PW, F64, MASKED)
     if not REDUCE:
         if MASKED:
@@ -342,7 +215,7 @@ def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, b
     """w · [(1 − t)·s + (1 + (p − 1)·t)·softplus(−s)] per element; REDUCE/FINAL as in pair_fwd.
     Full tiles without a mask, the last, partial tile masked."""
     pid = tl.program_id(0).to(tl.int64)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     base = pid * iters * BLOCK
     for i in range(0, iters):
         start = base + i * BLOCK
@@ -355,7 +228,7 @@ def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, b
         if REDUCE:
             acc += v
     if REDUCE:
-        partial = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
+        partial = param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
         if FINAL:
             tl.store(out_ptr, (partial + bias).to(out_ptr.dtype.element_ty))
         else:
@@ -365,17 +238,17 @@ def bce_fwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, out_ptr, n, iters, w_hi, w_lo, b
 @triton.jit
 def _bce_bwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, offs, m, uw, HAS_W: tl.constexpr,
                   HAS_PW: tl.constexpr, ELEMENTWISE_UP: tl.constexpr, F64: tl.constexpr, MASKED: tl.constexpr):
-    s = _acc(_load(x_ptr, offs, m, 0.0, MASKED), F64)
-    t = _acc(_load(t_ptr, offs, m, 0.0, MASKED), F64)
-    d = _dbce(s, t)
+    s = to_acc(tile_load(x_ptr, offs, m, 0.0, MASKED), F64)
+    t = to_acc(tile_load(t_ptr, offs, m, 0.0, MASKED), F64)
+    d = dbce(s, t)
     if HAS_PW:
         # sigmoid(-s) = -(sigmoid(s) - 1), accurate in both tails
-        p = _acc(_load(pw_ptr, offs, m, 1.0, MASKED), F64)
-        d -= (p - 1.0) * t * -_dbce(s, 1.0)
+        p = to_acc(tile_load(pw_ptr, offs, m, 1.0, MASKED), F64)
+        d -= (p - 1.0) * t * -dbce(s, 1.0)
     if HAS_W:
-        d *= _acc(_load(w_ptr, offs, m, 0.0, MASKED), F64)
+        d *= to_acc(tile_load(w_ptr, offs, m, 0.0, MASKED), F64)
     if ELEMENTWISE_UP:
-        u = _acc(_load(up_ptr, offs, m, 0.0, MASKED), F64)
+        u = to_acc(tile_load(up_ptr, offs, m, 0.0, MASKED), F64)
     else:
         u = uw
     if MASKED:
@@ -394,9 +267,9 @@ def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
     start = pid * BLOCK
     offs = start + tl.arange(0, BLOCK)
     if ELEMENTWISE_UP:
-        uw = _acc(0.0, F64)
+        uw = to_acc(0.0, F64)
     else:
-        uw = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
+        uw = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64)
     if start + BLOCK <= n:
         _bce_bwd_tile(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, offs, offs, uw, HAS_W, HAS_PW, ELEMENTWISE_UP,
                       F64, False)
@@ -406,13 +279,6 @@ def bce_bwd_kernel(x_ptr, t_ptr, w_ptr, pw_ptr, up_ptr, g_ptr, n, w_hi, w_lo,
 
 
 # --------------------------------------------------------------------------- launch plans
-
-def split(x: float):
-    """``x`` as a float64's bits in two int32 halves ``(hi, lo)`` (``_param`` rebuilds it)."""
-    bits = struct.unpack("<q", struct.pack("<d", float(x)))[0]
-    lo = bits & 0xFFFFFFFF
-    return bits >> 32, lo - (1 << 32) if lo >= 1 << 31 else lo
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -444,10 +310,6 @@ def elementwise_grid(total: int) -> int:
 # below only pass constexpr values drawn from these sets; tests/test_aot_compile.py
 # compiles every entry for real GPU targets.
 
-def _ptr(dt):
-    return "*" + dt
-
-
 def specializations():
     """Yield ``(name, kernel, signature, constexprs)`` for every launchable specialisation."""
     f32 = "fp32"
@@ -461,33 +323,33 @@ def specializations():
             kind_name = kind.name.lower()
             for reduce_, final in ((0, 0), (1, 0), (1, 1)):
                 out = dt if (reduce_ == 0 or final) else acc
-                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "out_r_ptr": _ptr(dt),
-                       "out_f_ptr": _ptr(dt), "part_ptr": _ptr(out),
+                sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "out_r_ptr": ptr_type(dt),
+                       "out_f_ptr": ptr_type(dt), "part_ptr": ptr_type(out),
                        "n_real": "i32", "n_fake": "i32", "iters": "i32", **pair_scalars, "bias": f32}
                 ce = {"KIND": int(kind), "REDUCE": reduce_, "FINAL": final, "F64": f64, "BLOCK": BLOCK}
                 yield (f"pair_fwd[{kind_name},{dt},reduce={reduce_},final={final}]",
                        pair_fwd_kernel, sig, ce)
             for ew in (0, 1):
-                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "up_ptr": _ptr(dt),
-                       "up_r_ptr": _ptr(dt), "up_f_ptr": _ptr(dt), "g_r_ptr": _ptr(dt),
-                       "g_f_ptr": _ptr(dt), "n_real": "i32", "n_fake": "i32", **pair_scalars}
+                sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "up_ptr": ptr_type(dt),
+                       "up_r_ptr": ptr_type(dt), "up_f_ptr": ptr_type(dt), "g_r_ptr": ptr_type(dt),
+                       "g_f_ptr": ptr_type(dt), "n_real": "i32", "n_fake": "i32", **pair_scalars}
                 ce = {"KIND": int(kind), "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
                 yield f"pair_bwd[{kind_name},{dt},elementwise_up={ew}]", pair_bwd_kernel, sig, ce
-        sig = {"part_ptr": _ptr(acc), "out_ptr": _ptr(dt), "n": "i32", "bias": f32}
+        sig = {"part_ptr": ptr_type(acc), "out_ptr": ptr_type(dt), "n": "i32", "bias": f32}
         yield f"sum_partials[{acc}->{dt}]", sum_partials_kernel, sig, {"BLOCK": PARTIALS_BLOCK}
         for has_w in (0, 1):
             for has_pw in (0, 1):
                 for reduce_, final in ((0, 0), (1, 0), (1, 1)):
                     out = dt if (reduce_ == 0 or final) else acc
-                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(acc), "w_ptr": _ptr(acc), "pw_ptr": _ptr(acc),
-                           "out_ptr": _ptr(out), "n": "i32", "iters": "i32",
+                    sig = {"x_ptr": ptr_type(dt), "t_ptr": ptr_type(acc), "w_ptr": ptr_type(acc), "pw_ptr": ptr_type(acc),
+                           "out_ptr": ptr_type(out), "n": "i32", "iters": "i32",
                            "w_hi": i32, "w_lo": i32, "bias": f32}
                     ce = {"HAS_W": has_w, "HAS_PW": has_pw, "REDUCE": reduce_, "FINAL": final,
                           "F64": f64, "BLOCK": BLOCK}
                     yield (f"bce_fwd[{dt},w={has_w},pw={has_pw},reduce={reduce_},final={final}]",
                            bce_fwd_kernel, sig, ce)
                 for ew in (0, 1):
-                    sig = {"x_ptr": _ptr(dt), "t_ptr": _ptr(acc), "w_ptr": _ptr(acc), "pw_ptr": _ptr(acc),
-                           "up_ptr": _ptr(dt), "g_ptr": _ptr(dt), "n": "i32", "w_hi": i32, "w_lo": i32}
+                    sig = {"x_ptr": ptr_type(dt), "t_ptr": ptr_type(acc), "w_ptr": ptr_type(acc), "pw_ptr": ptr_type(acc),
+                           "up_ptr": ptr_type(dt), "g_ptr": ptr_type(dt), "n": "i32", "w_hi": i32, "w_lo": i32}
                     ce = {"HAS_W": has_w, "HAS_PW": has_pw, "ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK}
                     yield f"bce_bwd[{dt},w={has_w},pw={has_pw},elementwise_up={ew}]", bce_bwd_kernel, sig, ce

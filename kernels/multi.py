@@ -28,10 +28,12 @@ pointer of the element type of ``x0_ptr`` (any member: only its type is used).
   each tensor masked; int64 offsets.  ``ALIGNED`` (every address of the table
   16-byte aligned, checked on the host) lets the compiler use 128-bit accesses for
   the full tiles; a member at an odd address (a view with a storage offset) selects
-  the ``ALIGNED=0`` specialisation, correct for any address.
+  the ``ALIGNED=0`` specialisation, correct for any address, in which each program
+  checks its own entry's addresses and takes the 128-bit path when they are aligned
+  (so one odd view narrows only its own entry's accesses).
 
-The element formulas are those of ``kernels/losses.py`` (``_term``, ``_dterm``) and
-``kernels/feature.py`` (``_diff``, ``_fm_term``, ``_grad``), written once.
+The element formulas are those of ``kernels/common.py`` (``pair_term``, ``pair_dterm``) and
+``kernels/feature.py`` (``diff``, ``fm_term``, ``grad``), written once.
 """
 # no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
 # constexpr parameters by their annotation object, and a string annotation reads as a plain argument
@@ -43,9 +45,10 @@ import triton
 import triton.language as tl
 
 from ..registry import Kind
-from .feature import _diff, _fm_term, _grad
-from .losses import (BLOCK, FLOAT_DTYPES, MAX_PROGRAMS, NUM_WARPS, PARTIALS_BLOCK, _acc, _dterm,  # noqa: F401
-                     _ptr, _term, sum_partials_kernel)
+from .common import (FLOAT_DTYPES, NUM_WARPS, pair_dterm, pair_term, ptr_type, row_body, row_ends,  # noqa: F401
+                     span_bounds, to_acc, vec)
+from .feature import diff, fm_term, grad
+from .losses import BLOCK, MAX_PROGRAMS, PARTIALS_BLOCK, sum_partials_kernel  # noqa: F401
 
 CHUNK = 256             # entries the lookup compares per step (one step up to 256 entries)
 # programs of a backward launch at most (+ entries): no partials to sum there, so more
@@ -53,6 +56,7 @@ CHUNK = 256             # entries the lookup compares per step (one step up to 2
 # (the lookup amortised): HiFi-GAN's 54 maps at batch 16 (123 M elements), 8 tiles each
 BWD_MAX_PROGRAMS = 16 * MAX_PROGRAMS
 ALIGN_BYTES = 16        # ALIGNED: every address of the table a multiple of this
+ALIGN16: tl.constexpr = tl.constexpr(ALIGN_BYTES)
 
 # the table's columns (column c of entry e at meta[c·E + e]); common to both families
 START: tl.constexpr = tl.constexpr(0)   # the entry's first program
@@ -105,7 +109,7 @@ def _locate(meta_ptr, E, iters, F64: tl.constexpr, BLOCK: tl.constexpr, CHUNK: t
 @triton.jit
 def _float(meta_ptr, col, E, e, F64: tl.constexpr):
     """A float64 stored as its bits, in the compute dtype (exact for float64 inputs,
-    rounded once for the others, as ``losses._param``)."""
+    rounded once for the others, as ``common.param``)."""
     v = tl.load(meta_ptr + col * E + e).to(tl.float64, bitcast=True)
     if not F64:
         v = v.to(tl.float32)
@@ -122,7 +126,30 @@ def _address(meta_ptr, col, E, e, like_ptr, ALIGNED: tl.constexpr):
     return p
 
 
+@triton.jit
+def _on16(meta_ptr, col, E, e):
+    """Is the address in column ``col`` 16-byte aligned (0, no address, is)?"""
+    return tl.load(meta_ptr + col * E + e) % ALIGN16 == 0
+
+
 # --------------------------------------------------------------------------- pair losses
+# ALIGNED=0 (some address of the call not 16-byte aligned): each program checks its own
+# entry's addresses and runs the tile loop on pointers hinted 16-byte aligned when they
+# are (128-bit full tiles), on the plain pointers otherwise; ALIGNED=1 skips the check.
+
+@triton.jit
+def _pair_fwd_tiles(x_ptr, n, b0, b1, sgn, t, KIND: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    for b in range(b0, b1):
+        offs = b * BLOCK + tl.arange(0, BLOCK)
+        if b * BLOCK + BLOCK <= n:
+            acc += pair_term(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+        else:
+            m = offs < n
+            v = pair_term(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            acc += tl.where(m, v, 0.0)
+    return acc
+
 
 @triton.jit(do_not_specialize=TABLE_INTS)
 def multi_pair_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
@@ -133,16 +160,27 @@ def multi_pair_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
     x_ptr = _address(meta_ptr, X, E, e, x0_ptr, ALIGNED)
     sgn = _float(meta_ptr, SGN, E, e, F64)
     t = _float(meta_ptr, LABEL, E, e, F64)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    if ALIGNED:
+        acc = _pair_fwd_tiles(x_ptr, n, b0, b1, sgn, t, KIND, F64, BLOCK)
+    elif _on16(meta_ptr, X, E, e):
+        acc = _pair_fwd_tiles(tl.multiple_of(x_ptr, 16), n, b0, b1, sgn, t, KIND, F64, BLOCK)
+    else:
+        acc = _pair_fwd_tiles(x_ptr, n, b0, b1, sgn, t, KIND, F64, BLOCK)
+    tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
+
+
+@triton.jit
+def _pair_bwd_tiles(x_ptr, g_ptr, n, b0, b1, sgn, t, uw, x0_ptr, KIND: tl.constexpr, F64: tl.constexpr,
+                    BLOCK: tl.constexpr):
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            acc += _term(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            g = uw * pair_dterm(to_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
+            tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty))
         else:
             m = offs < n
-            v = _term(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
-            acc += tl.where(m, v, 0.0)
-    tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
+            g = uw * pair_dterm(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
+            tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit(do_not_specialize=TABLE_INTS)
@@ -156,29 +194,51 @@ def multi_pair_bwd_kernel(meta_ptr, x0_ptr, up_ptr, E, iters,
     g_ptr = _address(meta_ptr, GX, E, e, x0_ptr, ALIGNED)
     sgn = _float(meta_ptr, SGN, E, e, F64)
     t = _float(meta_ptr, LABEL, E, e, F64)
-    uw = _acc(tl.load(up_ptr + tl.load(meta_ptr + SLOT * E + e)), F64) * w
-    for b in range(b0, b1):
-        offs = b * BLOCK + tl.arange(0, BLOCK)
-        if b * BLOCK + BLOCK <= n:
-            g = uw * _dterm(_acc(tl.load(x_ptr + offs), F64), sgn, t, KIND)
-            tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty))
-        else:
-            m = offs < n
-            g = uw * _dterm(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64), sgn, t, KIND)
-            tl.store(g_ptr + offs, g.to(x0_ptr.dtype.element_ty), mask=m)
+    uw = to_acc(tl.load(up_ptr + tl.load(meta_ptr + SLOT * E + e)), F64) * w
+    if ALIGNED:
+        _pair_bwd_tiles(x_ptr, g_ptr, n, b0, b1, sgn, t, uw, x0_ptr, KIND, F64, BLOCK)
+    elif _on16(meta_ptr, X, E, e) & _on16(meta_ptr, GX, E, e):
+        _pair_bwd_tiles(tl.multiple_of(x_ptr, 16), tl.multiple_of(g_ptr, 16), n, b0, b1, sgn, t, uw, x0_ptr,
+                        KIND, F64, BLOCK)
+    else:
+        _pair_bwd_tiles(x_ptr, g_ptr, n, b0, b1, sgn, t, uw, x0_ptr, KIND, F64, BLOCK)
 
 
 @triton.jit
 def multi_sum_kernel(part_ptr, seg_ptr, out_ptr, BLOCK: tl.constexpr):
     """out[d] = Σ part[seg[d]:seg[d+1]] in a fixed order (program d): the loss of
-    discriminator d from the partials of its entries."""
+    discriminator d from the partials of its entries.  The partials start at any index:
+    a body between 16-byte boundaries (128-bit loads) and a narrow head and tail
+    (``common.span_bounds``)."""
+    VEC: tl.constexpr = vec(part_ptr)
     d = tl.program_id(0)
     s0 = tl.load(seg_ptr + d)
     s1 = tl.load(seg_ptr + d + 1)
-    sum_partials_kernel(part_ptr + s0, out_ptr + d, s1 - s0, 0.0, BLOCK)
+    one = tl.zeros([1], dtype=tl.int64)
+    s, t, A, E = span_bounds(s0 + one, s1 + one, VEC)
+    acc = tl.zeros([1, BLOCK], dtype=part_ptr.dtype.element_ty)
+    for i in range(0, (s1 - s0 + BLOCK - 1) // BLOCK):
+        offs, m = row_body(A, E, i, BLOCK)
+        acc += tl.load(part_ptr + offs, mask=m, other=0.0)
+    offs, m = row_ends(s, t, A, E, VEC)
+    total = tl.sum(tl.sum(acc, axis=1), axis=0) + tl.sum(tl.sum(tl.load(part_ptr + offs, mask=m, other=0.0), axis=1),
+                                                         axis=0)
+    tl.store(out_ptr + d, total.to(out_ptr.dtype.element_ty))
 
 
 # --------------------------------------------------------------------------- feature matching
+
+@triton.jit
+def _fm_fwd_tiles(r_ptr, g_ptr, n, b0, b1, P: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    for b in range(b0, b1):
+        offs = b * BLOCK + tl.arange(0, BLOCK)
+        if b * BLOCK + BLOCK <= n:
+            acc += fm_term(diff(r_ptr, g_ptr, offs, n, False, F64), P)
+        else:
+            acc += fm_term(diff(r_ptr, g_ptr, offs, n, True, F64), P)
+    return acc
+
 
 @triton.jit(do_not_specialize=TABLE_INTS)
 def multi_fm_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
@@ -188,14 +248,33 @@ def multi_fm_fwd_kernel(meta_ptr, x0_ptr, part_ptr, E, iters,
     pid, e, n, w, b0, b1 = _locate(meta_ptr, E, iters, F64, BLOCK, CHUNK)
     r_ptr = _address(meta_ptr, R, E, e, x0_ptr, ALIGNED)
     g_ptr = _address(meta_ptr, G, E, e, x0_ptr, ALIGNED)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    if ALIGNED:
+        acc = _fm_fwd_tiles(r_ptr, g_ptr, n, b0, b1, P, F64, BLOCK)
+    elif _on16(meta_ptr, R, E, e) & _on16(meta_ptr, G, E, e):
+        acc = _fm_fwd_tiles(tl.multiple_of(r_ptr, 16), tl.multiple_of(g_ptr, 16), n, b0, b1, P, F64, BLOCK)
+    else:
+        acc = _fm_fwd_tiles(r_ptr, g_ptr, n, b0, b1, P, F64, BLOCK)
+    tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
+
+
+@triton.jit
+def _fm_bwd_tiles(r_ptr, g_ptr, gg_ptr, gr_ptr, has_g, has_r, n, b0, b1, c, x0_ptr, P: tl.constexpr,
+                  F64: tl.constexpr, BLOCK: tl.constexpr):
     for b in range(b0, b1):
         offs = b * BLOCK + tl.arange(0, BLOCK)
         if b * BLOCK + BLOCK <= n:
-            acc += _fm_term(_diff(r_ptr, g_ptr, offs, n, False, F64), P)
+            v = grad(diff(r_ptr, g_ptr, offs, n, False, F64), c, P)
+            if has_g:
+                tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty))
+            if has_r:
+                tl.store(gr_ptr + offs, (-v).to(x0_ptr.dtype.element_ty))
         else:
-            acc += _fm_term(_diff(r_ptr, g_ptr, offs, n, True, F64), P)
-    tl.store(part_ptr + pid, w * tl.sum(acc, axis=0))
+            m = offs < n
+            v = grad(diff(r_ptr, g_ptr, offs, n, True, F64), c, P)
+            if has_g:
+                tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty), mask=m)
+            if has_r:
+                tl.store(gr_ptr + offs, (-v).to(x0_ptr.dtype.element_ty), mask=m)
 
 
 @triton.jit(do_not_specialize=TABLE_INTS)
@@ -211,22 +290,14 @@ def multi_fm_bwd_kernel(meta_ptr, x0_ptr, up_ptr, E, iters,
     gr_ptr = _address(meta_ptr, GR, E, e, x0_ptr, ALIGNED)
     has_g = tl.load(meta_ptr + GG * E + e) != 0
     has_r = tl.load(meta_ptr + GR * E + e) != 0
-    c = _acc(tl.load(up_ptr), F64) * w
-    for b in range(b0, b1):
-        offs = b * BLOCK + tl.arange(0, BLOCK)
-        if b * BLOCK + BLOCK <= n:
-            v = _grad(_diff(r_ptr, g_ptr, offs, n, False, F64), c, P)
-            if has_g:
-                tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty))
-            if has_r:
-                tl.store(gr_ptr + offs, (-v).to(x0_ptr.dtype.element_ty))
-        else:
-            m = offs < n
-            v = _grad(_diff(r_ptr, g_ptr, offs, n, True, F64), c, P)
-            if has_g:
-                tl.store(gg_ptr + offs, v.to(x0_ptr.dtype.element_ty), mask=m)
-            if has_r:
-                tl.store(gr_ptr + offs, (-v).to(x0_ptr.dtype.element_ty), mask=m)
+    c = to_acc(tl.load(up_ptr), F64) * w
+    if ALIGNED:
+        _fm_bwd_tiles(r_ptr, g_ptr, gg_ptr, gr_ptr, has_g, has_r, n, b0, b1, c, x0_ptr, P, F64, BLOCK)
+    elif _on16(meta_ptr, R, E, e) & _on16(meta_ptr, G, E, e) & _on16(meta_ptr, GG, E, e) & _on16(meta_ptr, GR, E, e):
+        _fm_bwd_tiles(tl.multiple_of(r_ptr, 16), tl.multiple_of(g_ptr, 16), tl.multiple_of(gg_ptr, 16),
+                      tl.multiple_of(gr_ptr, 16), has_g, has_r, n, b0, b1, c, x0_ptr, P, F64, BLOCK)
+    else:
+        _fm_bwd_tiles(r_ptr, g_ptr, gg_ptr, gr_ptr, has_g, has_r, n, b0, b1, c, x0_ptr, P, F64, BLOCK)
 
 
 # --------------------------------------------------------------------------- host side: plan and table
@@ -293,15 +364,15 @@ def specializations():
             common = {"F64": f64, "ALIGNED": al, "BLOCK": BLOCK, "CHUNK": CHUNK}
             for kind in Kind:
                 ce = {"KIND": int(kind), **common}
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "part_ptr": _ptr(acc), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "E": "i32", "iters": "i32"}
                 yield f"multi_pair_fwd[{kind.name.lower()},{dt},aligned={al}]", multi_pair_fwd_kernel, sig, ce
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "up_ptr": _ptr(dt), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "E": "i32", "iters": "i32"}
                 yield f"multi_pair_bwd[{kind.name.lower()},{dt},aligned={al}]", multi_pair_bwd_kernel, sig, ce
             for p in (1, 2):
                 ce = {"P": p, **common}
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "part_ptr": _ptr(acc), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "E": "i32", "iters": "i32"}
                 yield f"multi_fm_fwd[{dt},p={p},aligned={al}]", multi_fm_fwd_kernel, sig, ce
-                sig = {"meta_ptr": "*i64", "x0_ptr": _ptr(dt), "up_ptr": _ptr(dt), "E": "i32", "iters": "i32"}
+                sig = {"meta_ptr": "*i64", "x0_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "E": "i32", "iters": "i32"}
                 yield f"multi_fm_bwd[{dt},p={p},aligned={al}]", multi_fm_bwd_kernel, sig, ce
-        sig = {"part_ptr": _ptr(acc), "seg_ptr": "*i64", "out_ptr": _ptr(dt)}
+        sig = {"part_ptr": ptr_type(acc), "seg_ptr": "*i64", "out_ptr": ptr_type(dt)}
         yield f"multi_sum[{acc}->{dt}]", multi_sum_kernel, sig, {"BLOCK": PARTIALS_BLOCK}

@@ -21,12 +21,11 @@ with ``k_i = 2 (n_i − c) / n_i`` (``2`` for ``c = 0``; ``0`` where ``n_i = 0``
 zero row has a finite, zero gradient).  It reads ``g`` once and writes ``∂g``
 once — the minimum bytes.
 
-Full tiles load and store without a mask.  With one row per program (``BLOCK_D``
-1024, rows longer than 256) the program's span of the row is read from the first
-16-element boundary in full tiles, the head before it and the tail after the last
-full tile masked, so rows of any length keep 128-bit accesses; with several rows per
-program a tile is unmasked when all its rows and columns are inside (128-bit
-accesses need D divisible by 16 there: the rows start at multiples of D).
+Rows start at multiples of D, so each program's span of each of its rows is read
+as a body between the span's first and last 16-byte boundaries (128-bit loads and
+stores, masked per vector) and a head and tail of fewer than 16 bytes each
+(``common.row_bounds``, ``row_body``, ``row_ends``): 128-bit accesses for any D, with
+one row per program (``BLOCK_D`` 1024, rows longer than 256) or several.
 """
 # no `from __future__ import annotations`: the Triton interpreter (triton <= 3.1) finds the
 # constexpr parameters by their annotation object, and a string annotation reads as a plain argument
@@ -36,7 +35,8 @@ from dataclasses import dataclass
 import triton
 import triton.language as tl
 
-from .losses import FLOAT_DTYPES, NUM_WARPS, _acc, _param, _ptr, split  # noqa: F401  (shared helpers)
+from .common import (FLOAT_DTYPES, NUM_WARPS, param, ptr_type, row_body, row_bounds, row_ends, split,  # noqa: F401
+                     to_acc, vec)
 
 TILE = 1024                          # elements per program per iteration
 BLOCK_DS = (16, 64, 256, 1024)       # column block; ROWS = TILE // BLOCK_D
@@ -46,56 +46,23 @@ FINISH_SPLITS = 16                   # partial columns per iteration of the fini
 
 
 @triton.jit
-def _row_span(pr, ps, B, D, iters, BLOCK_D: tl.constexpr):
-    # ROWS == 1: this program's columns of row pr as a flat range [a, e) of g, and A, the
-    # first multiple of 16 in it (a 16-element multiple is 16-byte aligned for every dtype):
-    # the head [a, A) and the tail after the last full tile are masked, the full tiles
-    # from A are not, so a row of any length D is read and written 128 bits at a time
-    c_lo = ps * iters * BLOCK_D
-    c_hi = tl.minimum(c_lo + iters * BLOCK_D, D)
-    a = pr * D + c_lo
-    e = tl.where(pr < B, pr * D + c_hi, a)
-    e = tl.maximum(e, a)
-    A = tl.minimum((a + 15) // 16 * 16, e)
-    n_full = (e - A) // BLOCK_D
-    return a, A, e, n_full
-
-
-@triton.jit
 def sqnorm_partial_kernel(g_ptr, part_ptr, B, D, S, iters,
                           F64: tl.constexpr, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    VEC: tl.constexpr = vec(g_ptr)
     pr = tl.program_id(0).to(tl.int64)
     ps = tl.program_id(1).to(tl.int64)
     rows = pr * ROWS + tl.arange(0, ROWS).to(tl.int64)
     row_ok = rows < B
-    if ROWS == 1:
-        a, A, e, n_full = _row_span(pr, ps, B, D, iters, BLOCK_D)
-        offs = a + tl.arange(0, BLOCK_D)
-        x = _acc(tl.load(g_ptr + offs, mask=offs < A, other=0.0), F64)
-        acc = x * x
-        for j in range(0, n_full):
-            start = tl.multiple_of(A + j * BLOCK_D, 16)
-            x = _acc(tl.load(g_ptr + start + tl.arange(0, BLOCK_D)), F64)
-            acc += x * x
-        offs = A + n_full * BLOCK_D + tl.arange(0, BLOCK_D)
-        x = _acc(tl.load(g_ptr + offs, mask=offs < e, other=0.0), F64)
+    col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
+    acc = to_acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
+    for i in range(0, iters):
+        offs, m = row_body(A, E, i, BLOCK_D)
+        x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
         acc += x * x
-        tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=0) + tl.zeros([ROWS], dtype=acc.dtype), mask=row_ok)
-    else:
-        acc = _acc(tl.zeros([ROWS, BLOCK_D], dtype=tl.float32), F64)
-        rows_full = pr * ROWS + ROWS <= B
-        col0 = ps * iters * BLOCK_D
-        for i in range(0, iters):
-            c0 = col0 + i * BLOCK_D
-            cols = c0 + tl.arange(0, BLOCK_D)
-            offs = rows[:, None] * D + cols[None, :]
-            if rows_full & (c0 + BLOCK_D <= D):
-                x = _acc(tl.load(g_ptr + offs), F64)
-            else:
-                m = row_ok[:, None] & (cols < D)[None, :]
-                x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
-            acc += x * x
-        tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=1), mask=row_ok)
+    offs, m = row_ends(s, t, A, E, VEC)
+    x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+    tl.store(part_ptr + rows * S + ps, tl.sum(acc, axis=1) + tl.sum(x * x, axis=1), mask=row_ok)
 
 
 @triton.jit
@@ -115,12 +82,12 @@ def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
                           c_hi, c_lo, w_hi, w_lo, bias,
                           ONE_SIDED: tl.constexpr, CENTER_ZERO: tl.constexpr, REDUCE: tl.constexpr,
                           F64: tl.constexpr, ROWS: tl.constexpr, SPLITS: tl.constexpr):
-    c = _param(c_hi, c_lo, F64)
-    acc = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+    c = param(c_hi, c_lo, F64)
+    acc = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
     for r0 in range(0, B, ROWS):
         rows = r0 + tl.arange(0, ROWS).to(tl.int64)
         row_ok = rows < B
-        sq = _acc(tl.zeros([ROWS], dtype=tl.float32), F64)
+        sq = to_acc(tl.zeros([ROWS], dtype=tl.float32), F64)
         for s0 in range(0, S, SPLITS):
             cols = s0 + tl.arange(0, SPLITS)
             m = row_ok[:, None] & (cols < S)[None, :]
@@ -132,7 +99,7 @@ def penalty_finish_kernel(part_ptr, sq_ptr, terms_ptr, out_ptr, B, S,
         else:
             tl.store(terms_ptr + rows, v.to(terms_ptr.dtype.element_ty), mask=row_ok)
     if REDUCE:
-        total = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0) + bias
+        total = param(w_hi, w_lo, F64) * tl.sum(acc, axis=0) + bias
         tl.store(out_ptr, total.to(out_ptr.dtype.element_ty))
 
 
@@ -149,46 +116,27 @@ def penalty_bwd_kernel(g_ptr, sq_ptr, up_ptr, dg_ptr, B, D, S, iters,
     if CENTER_ZERO:
         k = 2.0 + tl.zeros_like(sq)
     else:
-        c = _param(c_hi, c_lo, F64)
+        c = param(c_hi, c_lo, F64)
         n = tl.sqrt(sq)
         d = n - c
         if ONE_SIDED:
             d = tl.where(d < 0, 0.0, d)
         k = tl.where(sq == 0, 0.0, 2.0 * d / tl.where(sq == 0, 1.0, n))
     if ELEMENTWISE_UP:
-        u = _acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr + rows, mask=row_ok, other=0.0), F64)
     else:
-        u = _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)
-    if ROWS == 1:
-        coef = u * k  # [1]: broadcast over the row's columns
-        a, A, e, n_full = _row_span(pr, ps, B, D, iters, BLOCK_D)
-        offs = a + tl.arange(0, BLOCK_D)
-        m = offs < A
-        x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+        u = to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64)
+    coef = (u * k)[:, None]
+    VEC: tl.constexpr = vec(g_ptr)
+    col0 = ps * iters * BLOCK_D
+    s, t, A, E = row_bounds(rows, row_ok, D, col0, col0 + iters * BLOCK_D, VEC)
+    for i in range(0, iters):
+        offs, m = row_body(A, E, i, BLOCK_D)
+        x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
         tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
-        for j in range(0, n_full):
-            offs = tl.multiple_of(A + j * BLOCK_D, 16) + tl.arange(0, BLOCK_D)
-            x = _acc(tl.load(g_ptr + offs), F64)
-            tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty))
-        offs = A + n_full * BLOCK_D + tl.arange(0, BLOCK_D)
-        m = offs < e
-        x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
-        tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
-    else:
-        coef = (u * k)[:, None]
-        rows_full = pr * ROWS + ROWS <= B
-        col0 = ps * iters * BLOCK_D
-        for i in range(0, iters):
-            c0 = col0 + i * BLOCK_D
-            cols = c0 + tl.arange(0, BLOCK_D)
-            offs = rows[:, None] * D + cols[None, :]
-            if rows_full & (c0 + BLOCK_D <= D):
-                x = _acc(tl.load(g_ptr + offs), F64)
-                tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty))
-            else:
-                m = row_ok[:, None] & (cols < D)[None, :]
-                x = _acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
-                tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
+    offs, m = row_ends(s, t, A, E, VEC)
+    x = to_acc(tl.load(g_ptr + offs, mask=m, other=0.0), F64)
+    tl.store(dg_ptr + offs, (coef * x).to(dg_ptr.dtype.element_ty), mask=m)
 
 
 # --------------------------------------------------------------------------- launch plans
@@ -225,14 +173,14 @@ def specializations():
         f64 = dt == "fp64"
         for block_d in BLOCK_DS:
             ce = {"F64": f64, "ROWS": TILE // block_d, "BLOCK_D": block_d}
-            sig = {"g_ptr": _ptr(dt), "part_ptr": _ptr(acc), "B": "i32", "D": "i32", "S": "i32", "iters": "i32"}
+            sig = {"g_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "B": "i32", "D": "i32", "S": "i32", "iters": "i32"}
             yield f"sqnorm_partial[{dt},block_d={block_d}]", sqnorm_partial_kernel, sig, ce
         for one_sided in (0, 1):
             for center_zero in (0, 1):
                 if center_zero and one_sided:
                     continue  # the launcher maps c = 0 to the squared norm, one-sided or not
                 for reduce_ in (0, 1):
-                    sig = {"part_ptr": _ptr(acc), "sq_ptr": _ptr(acc), "terms_ptr": _ptr(dt), "out_ptr": _ptr(dt),
+                    sig = {"part_ptr": ptr_type(acc), "sq_ptr": ptr_type(acc), "terms_ptr": ptr_type(dt), "out_ptr": ptr_type(dt),
                            "B": "i32", "S": "i32", "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32", "bias": f32}
                     ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "REDUCE": reduce_, "F64": f64,
                           "ROWS": FINISH_ROWS, "SPLITS": FINISH_SPLITS}
@@ -240,7 +188,7 @@ def specializations():
                            penalty_finish_kernel, sig, ce)
                 for ew in (0, 1):
                     for block_d in BLOCK_DS:
-                        sig = {"g_ptr": _ptr(dt), "sq_ptr": _ptr(acc), "up_ptr": _ptr(dt), "dg_ptr": _ptr(dt),
+                        sig = {"g_ptr": ptr_type(dt), "sq_ptr": ptr_type(acc), "up_ptr": ptr_type(dt), "dg_ptr": ptr_type(dt),
                                "B": "i32", "D": "i32", "S": "i32", "iters": "i32",
                                "c_hi": "i32", "c_lo": "i32", "w_hi": "i32", "w_lo": "i32"}
                         ce = {"ONE_SIDED": one_sided, "CENTER_ZERO": center_zero, "ELEMENTWISE_UP": ew,

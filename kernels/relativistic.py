@@ -1,6 +1,6 @@
 """Fused Triton kernels for the relativistic losses, RaGAN and RpGAN.
 
-The per-element formulas are those of ``kernels/losses.py`` (``_bce``, ``_dbce``);
+The per-element formulas are those of ``kernels/common.py`` (``bce``, ``dbce``);
 this module only adds the loops that feed them the relativistic logits.
 
 RaGAN (relativistic average GAN) on real scores ``x`` (``n_r`` of them) and fake
@@ -10,7 +10,7 @@ reduction weights ``w_r, w_f`` (1/n for "mean", 1 for "sum")::
     x̄ = Σx / n_r,   ȳ = Σy / n_f,   u_i = x_i − ȳ,   v_j = y_j − x̄
     L = w_r Σ_i BCE(u_i, t_r) + w_f Σ_j BCE(v_j, t_f)
 
-With ``a_i = σ(u_i) − t_r`` and ``b_j = σ(v_j) − t_f`` (``_dbce``), and since
+With ``a_i = σ(u_i) − t_r`` and ``b_j = σ(v_j) − t_f`` (``dbce``), and since
 ``∂u_i/∂x_k = δ_ik``, ``∂u_i/∂y_k = −1/n_f``, ``∂v_j/∂y_k = δ_jk``, ``∂v_j/∂x_k = −1/n_r``::
 
     ∂L/∂x_k = w_r a_k − (w_f / n_r) Σ_j b_j
@@ -51,8 +51,9 @@ atomics, so results are bit-identical run after run.
 import triton
 import triton.language as tl
 
-from .losses import (BLOCK, FLOAT_DTYPES, NUM_WARPS, PARTIALS_BLOCK, _acc, _bce, _block_end, _blocks,  # noqa: F401
-                     _dbce, _param, elementwise_grid, reduce_plan, split, sum_partials_kernel)
+from .common import (FLOAT_DTYPES, NUM_WARPS, bce, block_end, dbce, param, ptr_type, side_blocks,  # noqa: F401
+                     side_tile, split, to_acc)
+from .losses import BLOCK, PARTIALS_BLOCK, elementwise_grid, reduce_plan, sum_partials_kernel  # noqa: F401
 
 # ragan_kernel's modes: ints for the launchers, constexprs for the kernels
 MODE_TERMS, MODE_LOSS, MODE_DOT = 0, 1, 2
@@ -67,19 +68,10 @@ RP_PARAMS = ["w_hi", "w_lo"]
 # --------------------------------------------------------------------------- shared pieces
 
 @triton.jit
-def _tile(b, nb_r, n_real, n_fake, BLOCK: tl.constexpr):
-    # tile b of the two sides (real tiles first): is it real, its offsets, its side's size
-    is_r = b < nb_r
-    start = tl.where(is_r, b, b - nb_r) * BLOCK
-    n = tl.where(is_r, n_real, n_fake)
-    return is_r, start, start + tl.arange(0, BLOCK), n
-
-
-@triton.jit
 def _means(sums_ptr, n_real, n_fake, F64: tl.constexpr):
     # (x̄, ȳ) from the device sums (a mean over nothing is nan, as torch's)
-    mx = _acc(tl.load(sums_ptr), F64) / n_real
-    my = _acc(tl.load(sums_ptr + 1), F64) / n_fake
+    mx = to_acc(tl.load(sums_ptr), F64) / n_real
+    my = to_acc(tl.load(sums_ptr + 1), F64) / n_fake
     return mx, my
 
 
@@ -103,17 +95,17 @@ def side_sums_kernel(real_ptr, fake_ptr, part_ptr, n_real, n_fake, iters, stride
     """Stage 1: program p writes Σ of its real tiles to ``part[p]`` and Σ of its fake
     tiles to ``part[stride + p]`` (one program: ``part`` is the sums, stride 1)."""
     pid = tl.program_id(0).to(tl.int64)
-    acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    acc_r = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_f = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    nb_r, nb = side_blocks(n_real, n_fake, BLOCK)
     b0 = pid * iters
-    for b in range(b0, _block_end(pid, b0 + iters, nb)):
-        is_r, start, offs, n = _tile(b, nb_r, n_real, n_fake, BLOCK)
+    for b in range(b0, block_end(pid, b0 + iters, nb)):
+        is_r, start, offs, n = side_tile(b, nb_r, n_real, n_fake, BLOCK)
         x_ptr = tl.where(is_r, real_ptr, fake_ptr)
         if start + BLOCK <= n:
-            v = _acc(tl.load(x_ptr + offs), F64)
+            v = to_acc(tl.load(x_ptr + offs), F64)
         else:
-            v = _acc(tl.load(x_ptr + offs, mask=offs < n, other=0.0), F64)
+            v = to_acc(tl.load(x_ptr + offs, mask=offs < n, other=0.0), F64)
         acc_r += tl.where(is_r, v, 0.0)
         acc_f += tl.where(is_r, 0.0, v)
     tl.store(part_ptr + pid, tl.sum(acc_r, axis=0))
@@ -135,41 +127,41 @@ def ragan_kernel(real_ptr, fake_ptr, sums_ptr, up_r_ptr, up_f_ptr, out_r_ptr, ou
     ``part[p]``, ``part[stride + p]``, or with FINAL to ``ab[0:2]``.
     Tiles as in ``pair_fwd``."""
     pid = tl.program_id(0).to(tl.int64)
-    t_r = _param(tr_hi, tr_lo, F64)
-    t_f = _param(tf_hi, tf_lo, F64)
+    t_r = param(tr_hi, tr_lo, F64)
+    t_f = param(tf_hi, tf_lo, F64)
     mx, my = _means(sums_ptr, n_real, n_fake, F64)
-    acc_r = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    acc_f = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    acc_a = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    acc_b = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
-    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    acc_r = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_f = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_a = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc_b = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    nb_r, nb = side_blocks(n_real, n_fake, BLOCK)
     b0 = pid * iters
-    for b in range(b0, _block_end(pid, b0 + iters, nb)):
-        is_r, start, offs, n = _tile(b, nb_r, n_real, n_fake, BLOCK)
+    for b in range(b0, block_end(pid, b0 + iters, nb)):
+        is_r, start, offs, n = side_tile(b, nb_r, n_real, n_fake, BLOCK)
         x_ptr = tl.where(is_r, real_ptr, fake_ptr)
         o_ptr = tl.where(is_r, out_r_ptr, out_f_ptr)
         u_ptr = tl.where(is_r, up_r_ptr, up_f_ptr)
         shift = tl.where(is_r, my, mx)
         t = tl.where(is_r, t_r, t_f)
         if start + BLOCK <= n:
-            s = _acc(tl.load(x_ptr + offs), F64) - shift
+            s = to_acc(tl.load(x_ptr + offs), F64) - shift
             if MODE == TERMS:
-                tl.store(o_ptr + offs, _bce(s, t).to(out_r_ptr.dtype.element_ty))
+                tl.store(o_ptr + offs, bce(s, t).to(out_r_ptr.dtype.element_ty))
             elif MODE == LOSS:
-                v = _bce(s, t)
-                d = _dbce(s, t)
+                v = bce(s, t)
+                d = dbce(s, t)
             else:
-                d = _acc(tl.load(u_ptr + offs), F64) * _dbce(s, t)
+                d = to_acc(tl.load(u_ptr + offs), F64) * dbce(s, t)
         else:
             m = offs < n
-            s = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64) - shift
+            s = to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64) - shift
             if MODE == TERMS:
-                tl.store(o_ptr + offs, _bce(s, t).to(out_r_ptr.dtype.element_ty), mask=m)
+                tl.store(o_ptr + offs, bce(s, t).to(out_r_ptr.dtype.element_ty), mask=m)
             elif MODE == LOSS:
-                v = tl.where(m, _bce(s, t), 0.0)
-                d = tl.where(m, _dbce(s, t), 0.0)
+                v = tl.where(m, bce(s, t), 0.0)
+                d = tl.where(m, dbce(s, t), 0.0)
             else:
-                d = tl.where(m, _acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * _dbce(s, t), 0.0)
+                d = tl.where(m, to_acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * dbce(s, t), 0.0)
         if MODE == LOSS:
             acc_r += tl.where(is_r, v, 0.0)
             acc_f += tl.where(is_r, 0.0, v)
@@ -180,8 +172,8 @@ def ragan_kernel(real_ptr, fake_ptr, sums_ptr, up_r_ptr, up_f_ptr, out_r_ptr, ou
         sa = tl.sum(acc_a, axis=0)
         sb = tl.sum(acc_b, axis=0)
         if MODE == LOSS:
-            loss = (_param(wr_hi, wr_lo, F64) * tl.sum(acc_r, axis=0)
-                    + _param(wf_hi, wf_lo, F64) * tl.sum(acc_f, axis=0))
+            loss = (param(wr_hi, wr_lo, F64) * tl.sum(acc_r, axis=0)
+                    + param(wf_hi, wf_lo, F64) * tl.sum(acc_f, axis=0))
             if FINAL:
                 tl.store(out_r_ptr, (loss + bias).to(out_r_ptr.dtype.element_ty))
                 tl.store(ab_ptr, sa)
@@ -212,27 +204,27 @@ def ragan_bwd_kernel(real_ptr, fake_ptr, sums_ptr, ab_ptr, up_ptr, up_r_ptr, up_
     tile ``b_first + p`` (the last program the rest up to ``b_stop``): the tiles of
     the sides whose gradient is needed."""
     pid = tl.program_id(0).to(tl.int64)
-    t_r = _param(tr_hi, tr_lo, F64)
-    t_f = _param(tf_hi, tf_lo, F64)
+    t_r = param(tr_hi, tr_lo, F64)
+    t_f = param(tf_hi, tf_lo, F64)
     mx, my = _means(sums_ptr, n_real, n_fake, F64)
-    sa = _acc(tl.load(ab_ptr), F64)
-    sb = _acc(tl.load(ab_ptr + 1), F64)
+    sa = to_acc(tl.load(ab_ptr), F64)
+    sb = to_acc(tl.load(ab_ptr + 1), F64)
     if ELEMENTWISE_UP:
-        c_r = _acc(1.0, F64)
-        c_f = _acc(1.0, F64)
+        c_r = to_acc(1.0, F64)
+        c_f = to_acc(1.0, F64)
         k_r = sb / n_real
         k_f = sa / n_fake
     else:
-        u = _acc(tl.load(up_ptr), F64)
-        c_r = u * _param(wr_hi, wr_lo, F64)
-        c_f = u * _param(wf_hi, wf_lo, F64)
+        u = to_acc(tl.load(up_ptr), F64)
+        c_r = u * param(wr_hi, wr_lo, F64)
+        c_f = u * param(wf_hi, wf_lo, F64)
         k_r = c_f * sb / n_real
         k_f = c_r * sa / n_fake
-    nb_r, nb = _blocks(n_real, n_fake, BLOCK)
+    nb_r, nb = side_blocks(n_real, n_fake, BLOCK)
     b0 = b_first + pid
     last = tl.where(pid == tl.num_programs(0) - 1, b_stop, tl.minimum(b0 + 1, b_stop))
     for b in range(b0, last):
-        is_r, start, offs, n = _tile(b, nb_r, n_real, n_fake, BLOCK)
+        is_r, start, offs, n = side_tile(b, nb_r, n_real, n_fake, BLOCK)
         x_ptr = tl.where(is_r, real_ptr, fake_ptr)
         g_ptr = tl.where(is_r, g_r_ptr, g_f_ptr)
         u_ptr = tl.where(is_r, up_r_ptr, up_f_ptr)
@@ -241,17 +233,17 @@ def ragan_bwd_kernel(real_ptr, fake_ptr, sums_ptr, ab_ptr, up_ptr, up_r_ptr, up_
         c = tl.where(is_r, c_r, c_f)
         k = tl.where(is_r, k_r, k_f)
         if start + BLOCK <= n:
-            d = _dbce(_acc(tl.load(x_ptr + offs), F64) - shift, t)
+            d = dbce(to_acc(tl.load(x_ptr + offs), F64) - shift, t)
             if ELEMENTWISE_UP:
-                g = _acc(tl.load(u_ptr + offs), F64) * d - k
+                g = to_acc(tl.load(u_ptr + offs), F64) * d - k
             else:
                 g = c * d - k
             tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty))
         else:
             m = offs < n
-            d = _dbce(_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64) - shift, t)
+            d = dbce(to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64) - shift, t)
             if ELEMENTWISE_UP:
-                g = _acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * d - k
+                g = to_acc(tl.load(u_ptr + offs, mask=m, other=0.0), F64) * d - k
             else:
                 g = c * d - k
             tl.store(g_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m)
@@ -263,11 +255,11 @@ def ragan_bwd_kernel(real_ptr, fake_ptr, sums_ptr, ab_ptr, up_ptr, up_r_ptr, up_
 def _paired(x_ptr, y_ptr, offs, m, GEN: tl.constexpr, F64: tl.constexpr, MASKED: tl.constexpr):
     # s = σ_D·(x − y): x − y for D, y − x for G
     if MASKED:
-        x = _acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
-        y = _acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
+        x = to_acc(tl.load(x_ptr + offs, mask=m, other=0.0), F64)
+        y = to_acc(tl.load(y_ptr + offs, mask=m, other=0.0), F64)
     else:
-        x = _acc(tl.load(x_ptr + offs), F64)
-        y = _acc(tl.load(y_ptr + offs), F64)
+        x = to_acc(tl.load(x_ptr + offs), F64)
+        y = to_acc(tl.load(y_ptr + offs), F64)
     if GEN:
         s = y - x
     else:
@@ -282,25 +274,25 @@ def rpgan_fwd_kernel(real_ptr, fake_ptr, out_ptr, n, iters, w_hi, w_lo, bias,
     """``softplus(−s) = BCE(s, 1)`` per pair, ``s = σ_D·(x − y)``; REDUCE / FINAL as in
     ``pair_fwd`` (program p: tiles ``[p·iters, (p+1)·iters)``).  Full tiles unmasked."""
     pid = tl.program_id(0).to(tl.int64)
-    acc = _acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
+    acc = to_acc(tl.zeros([BLOCK], dtype=tl.float32), F64)
     base = pid * iters * BLOCK
     for i in range(0, iters):
         start = base + i * BLOCK
         offs = start + tl.arange(0, BLOCK)
         if start + BLOCK <= n:
-            v = _bce(_paired(real_ptr, fake_ptr, offs, offs, GEN, F64, False), 1.0)
+            v = bce(_paired(real_ptr, fake_ptr, offs, offs, GEN, F64, False), 1.0)
             if not REDUCE:
                 tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty))
         else:
             m = offs < n
-            v = _bce(_paired(real_ptr, fake_ptr, offs, m, GEN, F64, True), 1.0)
+            v = bce(_paired(real_ptr, fake_ptr, offs, m, GEN, F64, True), 1.0)
             if not REDUCE:
                 tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=m)
             v = tl.where(m, v, 0.0)
         if REDUCE:
             acc += v
     if REDUCE:
-        partial = _param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
+        partial = param(w_hi, w_lo, F64) * tl.sum(acc, axis=0)
         if FINAL:
             tl.store(out_ptr, (partial + bias).to(out_ptr.dtype.element_ty))
         else:
@@ -321,22 +313,22 @@ def rpgan_bwd_kernel(real_ptr, fake_ptr, up_ptr, g_r_ptr, g_f_ptr, n, w_hi, w_lo
     else:
         sgn = 1.0
     if start + BLOCK <= n:
-        d = _dbce(_paired(real_ptr, fake_ptr, offs, offs, GEN, F64, False), 1.0)
+        d = dbce(_paired(real_ptr, fake_ptr, offs, offs, GEN, F64, False), 1.0)
         if ELEMENTWISE_UP:
-            g = (sgn * _acc(tl.load(up_ptr + offs), F64)) * d
+            g = (sgn * to_acc(tl.load(up_ptr + offs), F64)) * d
         else:
-            g = (sgn * _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)) * d
+            g = (sgn * to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64)) * d
         if NEED_R:
             tl.store(g_r_ptr + offs, g.to(g_r_ptr.dtype.element_ty))
         if NEED_F:
             tl.store(g_f_ptr + offs, (-g).to(g_f_ptr.dtype.element_ty))
     else:
         m = offs < n
-        d = _dbce(_paired(real_ptr, fake_ptr, offs, m, GEN, F64, True), 1.0)
+        d = dbce(_paired(real_ptr, fake_ptr, offs, m, GEN, F64, True), 1.0)
         if ELEMENTWISE_UP:
-            g = (sgn * _acc(tl.load(up_ptr + offs, mask=m, other=0.0), F64)) * d
+            g = (sgn * to_acc(tl.load(up_ptr + offs, mask=m, other=0.0), F64)) * d
         else:
-            g = (sgn * _acc(tl.load(up_ptr), F64) * _param(w_hi, w_lo, F64)) * d
+            g = (sgn * to_acc(tl.load(up_ptr), F64) * param(w_hi, w_lo, F64)) * d
         if NEED_R:
             tl.store(g_r_ptr + offs, g.to(g_r_ptr.dtype.element_ty), mask=m)
         if NEED_F:
@@ -344,10 +336,6 @@ def rpgan_bwd_kernel(real_ptr, fake_ptr, up_ptr, g_r_ptr, g_f_ptr, n, w_hi, w_lo
 
 
 # --------------------------------------------------------------------------- specialisations
-
-def _ptr(dt):
-    return "*" + dt
-
 
 NEEDS = ((1, 1), (1, 0), (0, 1))
 
@@ -361,37 +349,37 @@ def specializations():
         acc = "fp64" if dt == "fp64" else "fp32"
         f64 = dt == "fp64"
         yield (f"side_sums[{dt}]", side_sums_kernel,
-               {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "part_ptr": _ptr(acc), "n_real": i32,
+               {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "part_ptr": ptr_type(acc), "n_real": i32,
                 "n_fake": i32, "iters": i32, "stride": i32}, {"F64": f64, "BLOCK": BLOCK})
         for out in {acc, dt}:
             yield (f"sum_rows[{acc}->{out}]", sum_rows_kernel,
-                   {"part_ptr": _ptr(acc), "out_ptr": _ptr(out), "rows_ptr": _ptr(acc), "n": i32, "bias": f32},
+                   {"part_ptr": ptr_type(acc), "out_ptr": ptr_type(out), "rows_ptr": ptr_type(acc), "n": i32, "bias": f32},
                    {"BLOCK": PARTIALS_BLOCK})
         for mode, finals in ((MODE_TERMS, (0,)), (MODE_LOSS, (0, 1)), (MODE_DOT, (0, 1))):
             for final in finals:
-                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "sums_ptr": _ptr(acc), "up_r_ptr": _ptr(dt),
-                       "up_f_ptr": _ptr(dt), "out_r_ptr": _ptr(dt), "out_f_ptr": _ptr(dt), "ab_ptr": _ptr(acc),
-                       "part_ptr": _ptr(acc), "n_real": i32, "n_fake": i32, "iters": i32, "stride": i32,
+                sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "sums_ptr": ptr_type(acc), "up_r_ptr": ptr_type(dt),
+                       "up_f_ptr": ptr_type(dt), "out_r_ptr": ptr_type(dt), "out_f_ptr": ptr_type(dt), "ab_ptr": ptr_type(acc),
+                       "part_ptr": ptr_type(acc), "n_real": i32, "n_fake": i32, "iters": i32, "stride": i32,
                        **ra_params, "bias": f32}
                 yield (f"ragan[{dt},mode={mode},final={final}]", ragan_kernel, sig,
                        {"MODE": mode, "FINAL": final, "F64": f64, "BLOCK": BLOCK})
         for ew in (0, 1):
-            sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "sums_ptr": _ptr(acc), "ab_ptr": _ptr(acc),
-                   "up_ptr": _ptr(dt), "up_r_ptr": _ptr(dt), "up_f_ptr": _ptr(dt), "g_r_ptr": _ptr(dt),
-                   "g_f_ptr": _ptr(dt), "n_real": i32, "n_fake": i32, "b_first": i32, "b_stop": i32, **ra_params}
+            sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "sums_ptr": ptr_type(acc), "ab_ptr": ptr_type(acc),
+                   "up_ptr": ptr_type(dt), "up_r_ptr": ptr_type(dt), "up_f_ptr": ptr_type(dt), "g_r_ptr": ptr_type(dt),
+                   "g_f_ptr": ptr_type(dt), "n_real": i32, "n_fake": i32, "b_first": i32, "b_stop": i32, **ra_params}
             yield (f"ragan_bwd[{dt},elementwise_up={ew}]", ragan_bwd_kernel, sig,
                    {"ELEMENTWISE_UP": ew, "F64": f64, "BLOCK": BLOCK})
         for gen in (0, 1):
             for reduce_, final in ((0, 0), (1, 0), (1, 1)):
                 out = dt if (reduce_ == 0 or final) else acc
-                sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "out_ptr": _ptr(out), "n": i32, "iters": i32,
+                sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "out_ptr": ptr_type(out), "n": i32, "iters": i32,
                        "w_hi": i32, "w_lo": i32, "bias": f32}
                 yield (f"rpgan_fwd[{dt},gen={gen},reduce={reduce_},final={final}]", rpgan_fwd_kernel, sig,
                        {"GEN": gen, "REDUCE": reduce_, "FINAL": final, "F64": f64, "BLOCK": BLOCK})
             for ew in (0, 1):
                 for need_r, need_f in NEEDS:
-                    sig = {"real_ptr": _ptr(dt), "fake_ptr": _ptr(dt), "up_ptr": _ptr(dt), "g_r_ptr": _ptr(dt),
-                           "g_f_ptr": _ptr(dt), "n": i32, "w_hi": i32, "w_lo": i32}
+                    sig = {"real_ptr": ptr_type(dt), "fake_ptr": ptr_type(dt), "up_ptr": ptr_type(dt), "g_r_ptr": ptr_type(dt),
+                           "g_f_ptr": ptr_type(dt), "n": i32, "w_hi": i32, "w_lo": i32}
                     yield (f"rpgan_bwd[{dt},gen={gen},elementwise_up={ew},need={need_r}{need_f}]",
                            rpgan_bwd_kernel, sig, {"GEN": gen, "ELEMENTWISE_UP": ew, "NEED_R": need_r,
                                                    "NEED_F": need_f, "F64": f64, "BLOCK": BLOCK})

@@ -114,3 +114,19 @@ def test_markdown_to_an_unwritable_path_is_an_argument_error(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "argument --markdown" in err and "does not exist" in err
+
+
+def test_list_cases_are_modelled():
+    """The bench's list cases (pair losses over HiFi-GAN's score lists) have rows: the bytes of
+    the concatenation, one loss and one upstream gradient per member."""
+    from fastgan.tools.bench_cases import cases
+    lists = [c for c in cases() if c.lists]
+    assert lists and bw.list_cases() == [(c.op, c.label, [int(torch.Size(s).numel()) for s in c.shapes])
+                                         for c in lists]
+    sizes = [100, 28]
+    one = bw.min_bytes("hinge_d_loss", 128, 128, torch.float32, "fwd+bwd")
+    assert bw.list_bytes("hinge_d_loss", sizes, torch.float32, "fwd+bwd") == one + 2 * 4
+    assert bw.list_bytes("hinge_g_loss", sizes, torch.float32, "fwd") == \
+        bw.min_bytes("hinge_g_loss", 128, None, torch.float32, "fwd") + 4
+    text = bw.to_markdown()
+    assert all(f"| {op} | {label} |" in text for op, label, _ in bw.list_cases())

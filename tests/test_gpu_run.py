@@ -18,6 +18,7 @@ GPU_STEPS = {
     "verify-native": "-m fastgan verify --device cuda --backend native",
     "bench": "-m fastgan bench --device cuda",
     "penalty-step": "benchmarks/penalty_step.py --device cuda",
+    "multi-disc": "benchmarks/multi_disc.py --device cuda",
     "cuda-graph": "benchmarks/cuda_graph_step.py",
 }
 

@@ -287,6 +287,31 @@ def test_alignment_flag():
         torch.testing.assert_close(out[0], reference.bce_g_loss(x, reduction="sum"), rtol=2e-5, atol=2e-5)
 
 
+def _odd(n, gen, dtype=torch.float32):
+    """A contiguous view of ``n`` elements at an address not 16-byte aligned."""
+    x = _tensor((n + 1,), dtype, gen)[1:]
+    assert x.data_ptr() % 16 != 0
+    return x
+
+
+def test_mixed_alignment_in_one_call():
+    """ALIGNED=0 (one member at an odd address) with aligned members beside it: each program
+    checks its own entry's addresses (the aligned ones take the 128-bit path on a GPU), and
+    every loss and gradient is the reference's, for the pair kernels and feature matching."""
+    gen = torch.Generator().manual_seed(21)
+    f32 = torch.float32
+    fakes = [_tensor((BLOCK + 5,), f32, gen), _odd(2 * BLOCK + 3, gen), _tensor((3 * BLOCK + 1,), f32, gen)]
+    reals = [_odd(BLOCK - 1, gen), _tensor((7,), f32, gen), _tensor((2 * BLOCK,), f32, gen)]
+    assert km.aligned([x.data_ptr() for x in reals + fakes]) == 0
+    for reduction in ("mean", "sum"):
+        _check("lsgan_d_loss", {}, reduction, reals, fakes, gen)
+        _check("bce_g_loss", {}, reduction, None, fakes, gen)
+    real = [[_tensor((2 * BLOCK + 3,), f32, gen), _odd(BLOCK + 1, gen)], [_odd(3 * BLOCK - 2, gen)]]
+    fake = [[_tensor((2 * BLOCK + 3,), f32, gen), _tensor((BLOCK + 1,), f32, gen)], [_odd(3 * BLOCK - 2, gen)]]
+    for detach_real in (True, False):
+        _fm_check(real, fake, 1, "mean", detach_real, f32)
+
+
 # --------------------------------------------------------------------------- feature matching
 
 def _maps(gen, shapes, dtype, strided=False):

@@ -53,7 +53,10 @@ def test_ptx_every_kernel_both_archs(ptx_rows):
     assert rows, proc.stdout + proc.stderr[-4000:]
     kernels = aot.ptx_kernels()
     assert set(kernels) >= {"pair_fwd", "pair_bwd", "sum_partials", "bce_fwd", "bce_bwd", "sqnorm_partial",
-                            "penalty_finish", "penalty_bwd"}
+                            "penalty_finish", "penalty_bwd", "multi_pair_fwd", "multi_pair_bwd", "multi_fm_fwd",
+                            "multi_fm_bwd", "multi_sum", "side_sums", "sum_rows", "ragan", "ragan_bwd",
+                            "rpgan_fwd", "rpgan_bwd", "gkl_partial", "gkl_bwd", "dist_stats", "dist_fwd",
+                            "dist_finish", "dist_bwd"}
     for kernel in kernels:
         for arch in ("sm_90", "sm_80"):
             mine = [r for r in rows if r["kernel"].split("[")[0] == kernel and r["arch"] == arch]
@@ -71,6 +74,32 @@ def test_ptx_128_bit_accesses_and_no_spills(ptx_rows):
     problems = aot.check_ptx(rows)
     assert not problems, "\n".join(problems)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+
+
+@pytest.mark.aot
+def test_ptx_every_kernel_expects_128_bit(ptx_rows):
+    """Every PTX row of every kernel expects 128-bit loads (and stores where the kernel writes
+    a tensor), for sizes divisible by 16 and not, except the kernels ``aot.NARROW_OK``
+    declares with a reason; so a kernel that loses its vector accesses fails
+    ``test_ptx_128_bit_accesses_and_no_spills``."""
+    _, rows = ptx_rows
+    kernels = set(aot.ptx_kernels())
+    assert set(aot.NARROW_OK) <= kernels, set(aot.NARROW_OK) - kernels
+    assert all(reason.strip() for reason in aot.NARROW_OK.values())
+    for r in rows:
+        kernel = r["kernel"].split("[")[0]
+        if kernel in aot.NARROW_OK:
+            assert not r["expect"], r["kernel"]
+        else:
+            assert "ld" in r["expect"], (r["kernel"], r["sizes"])
+
+
+def test_check_coverage_rejects_narrow_kernels():
+    good = {"kernel": "dist_bwd[fp32,x]", "arch": "sm_90", "ok": True, "local": 0, "v4": True, "ld": {}, "st": {}}
+    assert aot.check_coverage([good]) == []
+    assert len(aot.check_coverage([dict(good, v4=False)])) == 1
+    assert aot.check_coverage([dict(good, kernel="dist_finish[fp32,x]", v4=False)]) == []
+    assert "spills" in aot.check_coverage([dict(good, local=8)])[0]
 
 
 @pytest.mark.aot
@@ -123,15 +152,22 @@ def test_occupancy_model():
 
 
 def test_ptx_table_is_committed():
-    """benchmarks/results/ptx-sm90-sm80.md, written by `python -m fastgan.tools.aot --ptx --markdown`,
-    has every kernel on both archs."""
+    """benchmarks/results/ptx-sm90-sm80.md, written by `python -m fastgan.tools.aot --ptx --coverage
+    --markdown`, has every kernel on both archs."""
     text = open(PTX_TABLE, encoding="utf-8").read()
-    assert "python -m fastgan.tools.aot --ptx --markdown" in text
+    assert "python -m fastgan.tools.aot --ptx --coverage --markdown" in text
     for kernel in aot.ptx_kernels():
         for arch in ("sm_90", "sm_80"):
             assert any(line.startswith(f"| {kernel}[") and f"| {arch} |" in line for line in text.splitlines()), \
                 (kernel, arch)
     assert "COMPILE FAILED" not in text
+    # the coverage of every fp32 specialisation (`--coverage`): none without 128-bit accesses
+    # outside the declared finishers
+    section = text.split("## Every fp32 specialisation", 1)[1].split("\n\n| kernel | arch | specialisations", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and "sm_90" in line]
+    covered = {cells[1].strip(): int(cells[4]) for cells in rows}
+    assert set(covered) == set(aot.ptx_kernels()), set(aot.ptx_kernels()) ^ set(covered)
+    assert {k: n for k, n in covered.items() if n and k not in aot.NARROW_OK} == {}
 
 
 # --------------------------------------------------------------------------- 2. values around tile boundaries

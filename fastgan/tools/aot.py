@@ -19,10 +19,14 @@ counts the global loads and stores of the PTX by width (128-bit ``v4.b32`` /
 ``v2.b64``, 64-bit, 32-bit and narrower), reads registers and spills from the
 cubin and models the occupancy on an H100:
 
-    python -m fastgan.tools.aot --ptx --markdown benchmarks/results/ptx-sm90-sm80.md
+    python -m fastgan.tools.aot --ptx --coverage --markdown benchmarks/results/ptx-sm90-sm80.md
+
+``--coverage`` adds every fp32 specialisation (all constexpr combinations) compiled for
+sm_90 with aligned pointers and sizes not divisible by 16, counting those without any
+128-bit global access (``vector_coverage``; only the kernels of ``NARROW_OK`` may).
 
 Exit status 1 if a specialisation fails to compile, spills, or misses an
-expected 128-bit access (``check_ptx``).
+expected 128-bit access (``check_ptx``, ``check_coverage``).
 """
 from __future__ import annotations
 
@@ -196,13 +200,16 @@ def _ptx_entries():
     ``kernels/`` (fp32 and bf16; reduce and elementwise; hinge and bce pair terms)
     for example sizes whose every size is divisible by 16, and sizes that are not.
     ``expect``: accesses that must be 128-bit ("ld", "st")."""
-    from ..kernels import losses as kl, multi as km, penalty as kp
+    from ..kernels import divergence as kd, losses as kl, multi as km, penalty as kp, relativistic as kr
     pair_sizes = (("n÷16: 2^20+2^20", 2 ** 20, 2 ** 20), ("n_real÷16, n_fake not: 2^20+(2^20+1)", 2 ** 20, 2 ** 20 + 1),
                   ("n not÷16: (2^20+1)+(2^20+1)", 2 ** 20 + 1, 2 ** 20 + 1))
     one_sizes = (("n÷16: 2^20", 2 ** 20), ("n not÷16: 2^20+1", 2 ** 20 + 1))
     # (B, D) per column block of the penalty: every size divisible by 16, then not
     pen_sizes = {1024: (("B,D÷16: 64x3x64x64", 64, 12288), ("B,D not÷16: 100x3x30x30", 100, 2700)),
                  64: (("B,D÷16: 256x48", 256, 48), ("B,D not÷16: 100x50", 100, 50))}
+    # (R, D) rows of the divergences: vocabulary-sized rows split across programs, short rows packed
+    div_sizes = {1024: (("R,D÷16: 64x32000", 64, 32000), ("R,D not÷16: 100x30001", 100, 30001)),
+                 64: (("R,D÷16: 256x48", 256, 48), ("R,D not÷16: 100x50", 100, 50))}
 
     def keep(name):
         dt_ok = re.search(r"[\[,](fp32|bf16)[,\]]", name) or "fp32->fp32" in name or "fp32->bf16" in name
@@ -221,9 +228,17 @@ def _ptx_entries():
         if name.startswith("multi_pair_") and not name.startswith(("multi_pair_fwd[hinge", "multi_pair_bwd[hinge",
                                                                    "multi_pair_fwd[bce", "multi_pair_bwd[bce")):
             return False
+        if ("need=" in name and "need=11" not in name) or "gen=1" in name:
+            return False  # one gradient of two, the generator's sign: the same accesses
+        if name.startswith("dist_fwd") and "split=1" in name and "block_d=1024" not in name:
+            return False  # rows of D <= 256 are never split
+        if name.startswith(("gkl_bwd", "dist_bwd")) and "elementwise_up=1" in name:
+            return False  # one more row-vector load than elementwise_up=0
+        if name.startswith("dist_finish") and "reduce=0" in name:
+            return False
         return True
 
-    specs = [s for mod in (kl, kp, km) for s in mod.specializations() if keep(s[0])]
+    specs = [s for mod in (kl, kp, km, kr, kd) for s in mod.specializations() if keep(s[0])]
     for name, fn, sig, ce in specs:
         kernel = name.split("[")[0]
         if kernel == "pair_fwd":
@@ -252,34 +267,75 @@ def _ptx_entries():
                 assert plan.block_d == ce["BLOCK_D"], (name, B, D)
                 vals = {"B": B, "D": D, "S": plan.splits, "iters": plan.iters}
                 expect = ("ld",) if kernel == "sqnorm_partial" else ("ld", "st")
-                if "not" in label and ce["ROWS"] > 1:
-                    expect = ()  # several rows per tile start at multiples of D: unknown alignment
                 yield name, label, fn, sig, ce, vals, expect
         elif kernel in ("multi_pair_fwd", "multi_pair_bwd", "multi_fm_fwd", "multi_fm_bwd"):
             # the sizes are in the table, not arguments (E and iters never specialise): the
             # specialisation is ALIGNED, every address 16-byte aligned (128-bit full tiles) or not
+            # (ALIGNED=0 checks each entry's addresses in the kernel: 128-bit tiles for the aligned ones)
             vals = {"E": 54, "iters": 3}
+            expect = ("ld",) if kernel.endswith("_fwd") else ("ld", "st")
             if ce["ALIGNED"]:
-                yield (name, "÷16: 54 entries, every address 16-byte aligned (ALIGNED=1)", fn, sig, ce, vals,
-                       ("ld",) if kernel.endswith("_fwd") else ("ld", "st"))
+                yield (name, "÷16: 54 entries, every address 16-byte aligned (ALIGNED=1)", fn, sig, ce, vals, expect)
             else:
-                yield name, "not÷16: an address not 16-byte aligned (ALIGNED=0)", fn, sig, ce, vals, ()
+                yield name, "not÷16: an address not 16-byte aligned (ALIGNED=0)", fn, sig, ce, vals, expect
         elif kernel == "multi_sum":
-            # the partials of one discriminator start anywhere in the buffer: scalar loads
-            yield name, "÷16: 8 discriminators", fn, sig, ce, {}, ()
-            yield name, "not÷16: 8 discriminators", fn, sig, ce, {}, ()
+            # the partials of one discriminator start anywhere in the buffer: an aligned body, a narrow head
+            yield name, "÷16: 8 discriminators", fn, sig, ce, {}, ("ld",)
+            yield name, "not÷16: 8 discriminators", fn, sig, ce, {}, ("ld",)
         elif kernel == "penalty_finish":
             for label, B, D in pen_sizes[1024]:
                 yield name, label, fn, sig, ce, {"B": B, "S": kp.row_plan(B, D).splits}, ()
+        elif kernel in ("gkl_partial", "gkl_bwd", "dist_stats", "dist_fwd", "dist_bwd", "dist_finish"):
+            for label, R, D in div_sizes[1024 if kernel == "dist_finish" else ce["BLOCK_D"]]:
+                plan = kd.row_plan(R, D)
+                rows_arg = "B" if kernel.startswith("gkl") else "R"
+                vals = {rows_arg: R, "D": D, "S": plan.splits, "iters": plan.iters}
+                vals = {k: v for k, v in vals.items() if k in sig}
+                expect = {"gkl_partial": ("ld",), "dist_stats": ("ld",), "dist_fwd": ("ld",),
+                          "gkl_bwd": ("ld", "st"), "dist_bwd": ("ld", "st"), "dist_finish": ()}[kernel]
+                yield name, label, fn, sig, ce, vals, expect
+        elif kernel in ("side_sums", "ragan", "ragan_bwd"):
+            for label, nr, nf in pair_sizes:
+                plan = kl.reduce_plan(nr + nf)
+                if kernel == "ragan_bwd":
+                    vals = {"n_real": nr, "n_fake": nf, "b_first": 0, "b_stop": kl.elementwise_grid(nr + nf) + 1}
+                else:
+                    reduce_ = kernel == "side_sums" or ce["MODE"] != kr.MODE_TERMS
+                    vals = {"n_real": nr, "n_fake": nf, "iters": plan.iters if reduce_ else 1,
+                            "stride": plan.programs}
+                expect = ("ld", "st") if kernel == "ragan_bwd" or ce.get("MODE") == kr.MODE_TERMS else ("ld",)
+                yield name, label, fn, sig, ce, vals, expect
+        elif kernel == "sum_rows":
+            for label, n in one_sizes:
+                programs = kl.reduce_plan(2 * n).programs
+                yield name, label.split(":")[0] + f": 3 rows of {programs} partials", fn, sig, ce, \
+                    {"n": programs}, ("ld",)
+        elif kernel == "rpgan_fwd":
+            for label, n in one_sizes:
+                iters = kl.reduce_plan(n).iters if ce["REDUCE"] else 1
+                yield name, label, fn, sig, ce, {"n": n, "iters": iters}, ("ld",) if ce["REDUCE"] else ("ld", "st")
+        elif kernel == "rpgan_bwd":
+            for label, n in one_sizes:
+                yield name, label, fn, sig, ce, {"n": n}, ("ld", "st")
         else:
             raise AssertionError(f"no PTX sizes for {name}: add them to fastgan.tools.aot._ptx_entries")
 
 
+# kernels allowed no 128-bit access, with the reason (every other kernel's every PTX row
+# expects 128-bit loads, and stores where it writes tensors)
+NARROW_OK = {
+    "penalty_finish": "a reduction-only finisher: one program reads the B·S row partials (a few kB) "
+                      "in [rows, splits] tiles with the row stride S",
+    "dist_finish": "a reduction-only finisher: one program reads the R·S·2 divergence partials "
+                   "(interleaved A, B) in [rows, splits] tiles with the row stride 2·S",
+}
+
+
 def ptx_kernels() -> List[str]:
     """The kernels (``@triton.jit`` functions of kernels/ not starting with ``_``)."""
-    from ..kernels import losses as kl, multi as km, penalty as kp
+    from ..kernels import divergence as kd, losses as kl, multi as km, penalty as kp, relativistic as kr
     names = []
-    for mod in (kl, kp, km):
+    for mod in (kl, kp, km, kr, kd):
         for k, v in vars(mod).items():
             # JITFunction, or InterpretedFunction under TRITON_INTERPRET=1: both wrap .fn
             fn = getattr(v, "fn", None)
@@ -314,6 +370,73 @@ def _ptx_one(args):
         row.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+def _fp32(name: str) -> bool:
+    return bool(re.search(r"[\[,]fp32[,\]]", name) or "fp32->" in name)
+
+
+NOT_DIVISIBLE = 4099  # an int argument not divisible by 16 (and not 1: no constant)
+
+
+def _vector_one(args):
+    """One fp32 specialisation of ``_entries()`` compiled for ``arch`` as the JIT specialises
+    a launch with 16-byte aligned pointers and every int argument not divisible by 16:
+    its global access forms, registers and spills."""
+    index, arch = args
+    os.environ.pop("TRITON_INTERPRET", None)
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    name, fn, signature, constexprs = [e for e in _entries() if _fp32(e[0])][index]
+    row = {"kernel": name, "arch": f"sm_{arch}"}
+    try:
+        values = {k: NOT_DIVISIBLE for k, ty in signature.items() if ty[:1] in "iu"}
+        sig, ce, attrs = jit_specialisation(fn, signature, constexprs, values)
+        compiled = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=ce, attrs=attrs),
+                                  target=GPUTarget("cuda", arch, 32), options={"num_warps": _num_warps()})
+        forms = access_widths(compiled.asm["ptx"])
+        row.update(ok=True, **_resources(compiled.asm["cubin"]), ld=forms["ld"], st=forms["st"],
+                   v4=by_width(forms["ld"]).get(128, 0) + by_width(forms["st"]).get(128, 0) > 0)
+    except Exception as exc:
+        row.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+    return row
+
+
+def vector_coverage(archs=(90,), workers: int = 2) -> List[dict]:
+    """Every fp32 specialisation of every kernel (``_entries()``), compiled as a launch with
+    aligned pointers and sizes not divisible by 16: does it issue a 128-bit global access?"""
+    n = sum(1 for e in _entries() if _fp32(e[0]))
+    return _per_arch(_vector_one, n, archs, workers, chunksize=2)
+
+
+def check_coverage(rows: List[dict]) -> List[str]:
+    """A failed compile, a spill, or a specialisation without a 128-bit access outside ``NARROW_OK``."""
+    problems = []
+    for r in rows:
+        where = f"{r['kernel']} {r['arch']} [fp32, aligned, sizes not ÷16]"
+        if not r["ok"]:
+            problems.append(f"{where}: does not compile: {r['error']}")
+        elif r.get("local", 0) > 0:
+            problems.append(f"{where}: spills ({r['local']} bytes of local memory per thread)")
+        elif not r["v4"] and r["kernel"].split("[")[0] not in NARROW_OK:
+            problems.append(f"{where}: no 128-bit global access ({r['ld']}, {r['st']})")
+    return problems
+
+
+def coverage_summary(rows: List[dict]) -> List[str]:
+    """Per kernel: fp32 specialisations, how many have no 128-bit global access, registers, spills."""
+    lines = ["| kernel | arch | fp32 specialisations | without 128-bit ld/st | registers | spills |",
+             "|---|---|---|---|---|---|"]
+    groups: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["kernel"].split("[")[0], r["arch"]), []).append(r)
+    for (kernel, arch), rs in groups.items():
+        ok = [r for r in rs if r["ok"]]
+        regs = [r["reg"] for r in ok]
+        lines.append(f"| {kernel} | {arch} | {len(rs)} | {sum(not r['v4'] for r in ok) + len(rs) - len(ok)} | "
+                     f"{min(regs, default=0)}–{max(regs, default=0)} | {sum(r['local'] > 0 for r in ok)} |")
+    return lines
 
 
 def compile_ptx(archs=(90, 80), workers: int = 2) -> List[dict]:
@@ -418,6 +541,9 @@ def main(argv=None) -> int:
     p.add_argument("--ptx", action="store_true",
                    help="the runtime JIT's specialisations of each kernel: global access widths, "
                         "registers, spills, H100 occupancy (markdown/json as above)")
+    p.add_argument("--coverage", action="store_true",
+                   help="with --ptx: also compile every fp32 specialisation for sm_90 with aligned pointers "
+                        "and sizes not divisible by 16, and count those without a 128-bit global access")
     a = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         # kernels decorated under the interpreter cannot be compiled: start clean
@@ -451,14 +577,19 @@ def _main_ptx(a) -> int:
     rows = compile_ptx(tuple(a.arch or (90, 80)), a.workers)
     wall = time.perf_counter() - t0
     problems = check_ptx(rows)
+    coverage = vector_coverage((90,), a.workers) if a.coverage else []
+    problems += check_coverage(coverage)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
     if a.markdown:
         with open(a.markdown, "w") as f:
-            f.write(f"<!-- generated by `python -m fastgan.tools.aot --ptx --markdown {a.markdown}` "
+            f.write(f"<!-- generated by `python -m fastgan.tools.aot --ptx{' --coverage' if a.coverage else ''} "
+                    f"--markdown {a.markdown}` "
                     f"(triton {triton.__version__}) -->\n")
             f.write(PTX_PREAMBLE)
+            if coverage:
+                f.write(COVERAGE_PREAMBLE + "\n".join(coverage_summary(coverage)) + "\n\n")
             f.write(ptx_markdown(rows))
     print(f"compiled {sum(r['ok'] for r in rows)}/{len(rows)} specialisations in {wall:.1f} s; "
           f"{len(problems)} problems")
@@ -485,18 +616,39 @@ tests/test_ptx.py (`check_ptx`): no spills, and every bulk load (and elementwise
 store) has a 128-bit form for every size.
 
 Sizes not divisible by 16 keep 128-bit accesses outside the tail: a tile that lies
-inside its side (or, for the penalty's one-row programs, a tile from the row's
-first 16-element boundary) loads and stores without a mask; only the partial tail
-tile takes the masked, narrower path, so such a row shows both forms.  Not covered:
-the penalty kernels with several rows per program (`block_d` 16–256, D ≤ 256) when D
-is not divisible by 16 (their rows start at multiples of D, of unknown alignment:
-scalar accesses), and `penalty_finish`, which reads B·S partials (a few kB).
+inside its side loads and stores without a mask; only the partial tail tile takes the
+masked, narrower path, so such a row shows both forms.  The row kernels (penalty,
+Gaussian KL, KL/JS: rows start at multiples of D) read each program's span of each
+row as a body between the span's first and last 16-byte boundaries (128-bit, masked
+per vector) and a head and tail of fewer than 16 bytes (`kernels/common.py`,
+`row_bounds`), so any D keeps 128-bit accesses, one row per program or several.
 
 The multi-tensor kernels (`multi_*`, one launch over every tensor of a list loss) read
 their tensors' addresses and sizes from a table, so no size specialises them: their
 rows are `ALIGNED=1` (every address 16-byte aligned, checked on the host: 128-bit
-full tiles for any sizes) and `ALIGNED=0` (a view at an odd address: scalar
-accesses); `multi_sum` reads a discriminator's partials from any offset (scalar).
+full tiles for any sizes) and `ALIGNED=0` (some address not aligned: each program
+checks its own entry's addresses and takes the 128-bit path when they are aligned, the
+scalar path otherwise); `multi_sum` reads a discriminator's partials from any offset
+(an aligned body and a narrow head).
+
+Declared without 128-bit accesses (`fastgan.tools.aot.NARROW_OK`): `penalty_finish`
+and `dist_finish`, one-program finishers that read a few kB of row partials with a
+row stride.
+
+"""
+
+COVERAGE_PREAMBLE = """## Every fp32 specialisation, sizes not divisible by 16 (sm_90)
+
+`python -m fastgan.tools.aot --ptx --coverage`: every fp32 entry of the kernels'
+`specializations()` (all constexpr combinations the launchers use), compiled for sm_90
+as the JIT specialises a launch with 16-byte aligned pointers and every int argument
+4099 (not divisible by 16, not 1): how many issue no 128-bit global load or store at
+all.  Before the full-width work of issue 26 (measured at 52c7d19: main's kernels with the
+shared helpers moved to `kernels/common.py`): 142 of 235 (the
+issue's 132 of 210 without the two finishers): `dist_bwd` 48, `dist_fwd` 16,
+`dist_stats` 4, `gkl_bwd` 24, `gkl_partial` 4, `penalty_bwd` 18, `sqnorm_partial` 3,
+`multi_pair_fwd` 4, `multi_pair_bwd` 4, `multi_fm_fwd` 2, `multi_fm_bwd` 2,
+`multi_sum` 3, `penalty_finish` 6, `dist_finish` 4.
 
 """
 

@@ -25,6 +25,9 @@ reduction="mean", batch=None) -> int``
     (the modes of ``fastgan bench``).
 ``shapes_bytes(op_name, shapes, dtype, mode, reduction="mean") -> int``
     the same from the input shapes (``fastgan.tools.bench_cases.Case.shapes``).
+``list_bytes(op_name, member_numels, dtype, mode, reduction="mean") -> int``
+    a list loss (one multi-tensor launch each way): the concatenation's bytes and one
+    loss / upstream gradient per member (the bench's ``hifigan-8-lists`` rows).
 ``predicted_seconds(nbytes, device_name=None, bandwidth=None) -> float``
     ``nbytes`` at ``bandwidth`` (bytes/s, read + write counted) or at the assumed copy
     bandwidth of the device whose name contains a key of ``COPY_BANDWIDTH``
@@ -170,6 +173,21 @@ def shapes_bytes(op_name: str, shapes: Sequence[Sequence[int]], dtype=torch.floa
     return min_bytes(op_name, numels[0], numels[1] if len(numels) > 1 else None, dtype, mode, reduction, batch)
 
 
+def list_bytes(op_name: str, member_numels: Sequence[int], dtype=torch.float32, mode: str = "fwd+bwd",
+               reduction: str = "mean") -> int:
+    """A list loss (``F.<op>`` on lists, one multi-tensor launch each way): the bytes of the
+    concatenation of the members (each argument's member ``i`` has ``member_numels[i]``
+    elements), plus one loss per member written by the forward and one upstream gradient
+    per member read by the backward (reduction "mean" or "sum")."""
+    if reduction == "none":
+        raise ValueError("list_bytes: reduction 'none' is not modelled (one tensor of terms per member)")
+    total = sum(int(n) for n in member_numels)
+    two = len(OPS[op_name].args) == 2
+    base = min_bytes(op_name, total, total if two else None, dtype, mode, reduction)
+    per_member = {"fwd": 1, "bwd": 1, "fwd+bwd": 2}[mode]
+    return base + (len(member_numels) - 1) * per_member * itemsize(dtype)
+
+
 def device_key(device_name: str) -> str:
     for key in COPY_BANDWIDTH:
         if key.lower() in device_name.lower():
@@ -192,6 +210,12 @@ def bench_cases() -> List[Tuple[str, str, List[tuple]]]:
     """``(op, size label, shapes)`` for every case of ``fastgan bench``'s size sweep (its list
     cases left out: their bytes are those of the concatenation, ``min_bytes`` of the sums)."""
     return [(c.op, c.label, list(c.shapes)) for c in cases() if not c.lists]
+
+
+def list_cases() -> List[Tuple[str, str, List[int]]]:
+    """``(op, size label, member element counts)`` for the list cases of ``fastgan bench``
+    (the pair losses over HiFi-GAN's 8 score tensors)."""
+    return [(c.op, c.label, [math.prod(s) for s in c.shapes]) for c in cases() if c.lists]
 
 
 def _fmt_bytes(n: int) -> str:
@@ -229,9 +253,13 @@ def to_markdown(dtypes=("fp32", "bf16")) -> str:
         "H200 µs fwd / bwd / both |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, label, shapes in bench_cases():
+    rows = [(name, label, lambda dt, m, name=name, shapes=shapes: shapes_bytes(name, shapes, dt, m))
+            for name, label, shapes in bench_cases()]
+    rows += [(name, label, lambda dt, m, name=name, numels=numels: list_bytes(name, numels, dt, m))
+             for name, label, numels in list_cases()]
+    for name, label, nbytes in rows:
         for dt in dtypes:
-            b = {m: shapes_bytes(name, shapes, dt, m) for m in MODES}
+            b = {m: nbytes(dt, m) for m in MODES}
             cells = []
             for key in ("H100", "H200"):
                 cells.append(" / ".join(_fmt_us(predicted_seconds(b[m], key)) for m in MODES))
