@@ -45,7 +45,8 @@ __all__ = ["Pix2PixGANLoss", "BasicSRGANLoss", "SPADEGANLoss", "hifigan_discrimi
            "hifigan_generator_loss", "hifigan_feature_loss"]
 
 
-def _mode(name: str, value, allowed) -> str:
+def check_mode(name: str, value, allowed) -> str:
+    """``value`` if it is one of ``allowed``, else a ValueError naming ``name``."""
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
@@ -68,7 +69,7 @@ def _bce(x: Tensor, label: float) -> Tensor:
     return _one_side(F.bce_d_loss, x, True, real_label=label)
 
 
-def _hinge_d(x: Tensor, real: bool) -> Tensor:
+def hinge_side(x: Tensor, real: bool) -> Tensor:
     """``mean relu(1 − x)`` (real) or ``mean relu(1 + x)`` (fake): one side of the fused hinge."""
     return _one_side(F.hinge_d_loss, x, real)
 
@@ -83,7 +84,7 @@ class Pix2PixGANLoss(nn.Module):
 
     def __init__(self, gan_mode: str, target_real_label: float = 1.0, target_fake_label: float = 0.0):
         super().__init__()
-        self.gan_mode = _mode("gan_mode", gan_mode, ("lsgan", "vanilla", "wgangp"))
+        self.gan_mode = check_mode("gan_mode", gan_mode, ("lsgan", "vanilla", "wgangp"))
         self.real_label = check_number("target_real_label", target_real_label)
         self.fake_label = check_number("target_fake_label", target_fake_label)
 
@@ -103,7 +104,7 @@ class BasicSRGANLoss(nn.Module):
     def __init__(self, gan_type: str, real_label_val: float = 1.0, fake_label_val: float = 0.0,
                  loss_weight: float = 1.0):
         super().__init__()
-        self.gan_type = _mode("gan_type", gan_type, ("vanilla", "lsgan", "wgan", "wgan_softplus", "hinge"))
+        self.gan_type = check_mode("gan_type", gan_type, ("vanilla", "lsgan", "wgan", "wgan_softplus", "hinge"))
         self.real_label_val = check_number("real_label_val", real_label_val)
         self.fake_label_val = check_number("fake_label_val", fake_label_val)
         self.loss_weight = check_number("loss_weight", loss_weight)
@@ -120,7 +121,7 @@ class BasicSRGANLoss(nn.Module):
             # softplus(−x) for real, softplus(x) for fake: the non-saturating BCE terms
             loss = F.bce_g_loss(input if target_is_real else -input)
         elif is_disc:  # hinge, discriminator: relu(1 − x) for real, relu(1 + x) for fake
-            loss = _hinge_d(input, target_is_real)
+            loss = hinge_side(input, target_is_real)
         else:  # hinge, generator: −mean(x)
             loss = F.hinge_g_loss(input)
         return loss if is_disc else loss * self.loss_weight
@@ -140,7 +141,7 @@ class SPADEGANLoss(nn.Module):
 
     def __init__(self, gan_mode: str, target_real_label: float = 1.0, target_fake_label: float = 0.0):
         super().__init__()
-        self.gan_mode = _mode("gan_mode", gan_mode, ("ls", "original", "w", "hinge"))
+        self.gan_mode = check_mode("gan_mode", gan_mode, ("ls", "original", "w", "hinge"))
         self.real_label = check_number("target_real_label", target_real_label)
         self.fake_label = check_number("target_fake_label", target_fake_label)
 
@@ -157,7 +158,7 @@ class SPADEGANLoss(nn.Module):
                 raise ValueError("SPADE's hinge generator loss needs target_is_real=True")
             return F.hinge_g_loss(x)
         # −mean(min(x − 1, 0)) = mean relu(1 − x); −mean(min(−x − 1, 0)) = mean relu(1 + x)
-        return _hinge_d(x, target_is_real)
+        return hinge_side(x, target_is_real)
 
     def forward(self, input, target_is_real: bool, for_discriminator: bool = True) -> Tensor:
         if isinstance(input, Tensor):

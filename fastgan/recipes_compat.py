@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from . import functional as F
 from .checks import check_bool, check_number, check_tensor
-from .compat import _hinge_d, _mode
+from .compat import check_mode, hinge_side
 from .recipes import GradBalancer, LeCamRegularizer, adaptive_weight
 from .schedules import adopt_weight
 
@@ -79,7 +79,7 @@ def taming_d_loss(logits_real: Tensor, logits_fake: Tensor, *, global_step=0, di
     """taming's discriminator loss: ``adopt_weight(disc_factor, global_step, disc_start) ·
     ½(mean relu(1 − real) + mean relu(1 + fake))`` (``"vanilla"``: ``½(mean softplus(−real) +
     mean softplus(fake))``).  ``global_step`` may be a 0-d tensor (no host synchronisation)."""
-    _mode("disc_loss", disc_loss, ("hinge", "vanilla"))
+    check_mode("disc_loss", disc_loss, ("hinge", "vanilla"))
     loss = F.hinge_d_loss(logits_real, logits_fake) if disc_loss == "hinge" else \
         F.bce_d_loss(logits_real, logits_fake)
     return adopt_weight(disc_factor, global_step, disc_start) * (0.5 * loss)
@@ -130,7 +130,7 @@ class OpenMAGVIT2GANLoss(nn.Module):
         self.disc_start = disc_start
         self.disc_factor = check_number("disc_factor", disc_factor)
         self.disc_weight = check_number("disc_weight", disc_weight)
-        self.disc_loss = _mode("disc_loss", disc_loss, ("hinge", "vanilla", "non_saturate"))
+        self.disc_loss = check_mode("disc_loss", disc_loss, ("hinge", "vanilla", "non_saturate"))
         self.gen_loss_weight = None if gen_loss_weight is None else check_number("gen_loss_weight", gen_loss_weight)
         self.lecam_loss_weight = None if lecam_loss_weight is None else \
             check_number("lecam_loss_weight", lecam_loss_weight)
@@ -170,7 +170,7 @@ def llamagen_d_loss(logits_real: Tensor, logits_fake: Tensor, *, disc_loss: str 
     is the constant ``log 2``, with zero gradient: the discriminator never sees the fakes);
     ``swapped_bce=False`` gives the intended ``½(mean softplus(−real) + mean softplus(fake))``.
     Multiply by ``adopt_weight(disc_weight, global_step, disc_start)`` as LlamaGen does."""
-    _mode("disc_loss", disc_loss, ("hinge", "vanilla", "non-saturating"))
+    check_mode("disc_loss", disc_loss, ("hinge", "vanilla", "non-saturating"))
     check_bool("swapped_bce", swapped_bce)
     if disc_loss == "hinge":
         return 0.5 * F.hinge_d_loss(logits_real, logits_fake)
@@ -188,7 +188,7 @@ def llamagen_g_loss(logits_fake: Tensor, *, gen_adv_loss: str = "hinge", swapped
     ``binary_cross_entropy_with_logits(ones_like(f), f)`` = ``softplus(1) − mean(f)`` (a linear
     loss like hinge's, offset by a constant).  Multiply by its adaptive weight (when
     ``disc_adaptive_weight``) and the gated ``disc_weight`` as LlamaGen does."""
-    _mode("gen_adv_loss", gen_adv_loss, ("hinge", "non-saturating"))
+    check_mode("gen_adv_loss", gen_adv_loss, ("hinge", "non-saturating"))
     check_bool("swapped_bce", swapped_bce)
     if gen_adv_loss == "hinge":
         return F.hinge_g_loss(logits_fake)
@@ -241,7 +241,7 @@ def audiocraft_discriminator_loss(logits_real: Sequence[Tensor], logits_fake: Se
     """audiocraft's ``AdversarialLoss.train_adv`` loss: ``Σ_d loss_fake(f_d) + loss_real(r_d)``,
     divided by the number of discriminators when ``normalize``; ``"hinge"``/``"hinge2"``:
     ``mean relu(1 + f) + mean relu(1 − r)``; ``"mse"``: ``mean(f²) + mean((r − 1)²)``."""
-    _mode("loss", loss, ("mse", "hinge", "hinge2"))
+    check_mode("loss", loss, ("mse", "hinge", "hinge2"))
     rs, fs = _list("logits_real", logits_real), _list("logits_fake", logits_fake)
     out = F.hinge_d_loss(rs, fs) if loss != "mse" else 2.0 * F.lsgan_d_loss(rs, fs)
     return out / len(fs) if check_bool("normalize", normalize) else out
@@ -255,12 +255,12 @@ def audiocraft_generator_loss(logits_fake: Sequence[Tensor], fmaps_real, fmaps_f
     when ``normalize`` (its default, and ``FeatureMatchingLoss(normalize=True)``).
     ``relative=True``: each map's L1 divided by ``mean|real|``, the EnCodec paper's normalised
     feature loss (audiocraft computes that ``feat_scale`` and does not apply it)."""
-    _mode("loss", loss, ("mse", "hinge", "hinge2"))
+    check_mode("loss", loss, ("mse", "hinge", "hinge2"))
     fs = _list("logits_fake", logits_fake)
     if loss == "hinge":
         adv = F.hinge_g_loss(fs)
     elif loss == "hinge2":
-        adv = sum((_hinge_d(f, True) for f in fs[1:]), _hinge_d(fs[0], True))
+        adv = sum((hinge_side(f, True) for f in fs[1:]), hinge_side(fs[0], True))
     else:
         adv = 2.0 * F.lsgan_g_loss(fs)
     normalize = check_bool("normalize", normalize)
@@ -326,7 +326,7 @@ def vocos_generator_loss(disc_outputs: Sequence[Tensor]) -> Tensor:
     """vocos' ``GeneratorLoss`` (hinge: ``mean relu(1 − g_d)``, not ``−mean``) divided by the number
     of sub-discriminators: ``Σ_d mean relu(1 − g_d) / D``."""
     gs = _list("disc_outputs", disc_outputs)
-    return sum((_hinge_d(g, True) for g in gs[1:]), _hinge_d(gs[0], True)) / len(gs)
+    return sum((hinge_side(g, True) for g in gs[1:]), hinge_side(gs[0], True)) / len(gs)
 
 
 def vocos_feature_loss(fmap_r, fmap_g) -> Tensor:

@@ -324,15 +324,16 @@ def test_list_losses_and_feature_matching_compile_fullgraph(backend):
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b in ("native", "triton")])
 def test_fused_backends_run_one_multi_tensor_op(backend, monkeypatch):
-    """On a fused backend a reduced list loss is one ``pair_loss_list`` call (one forward and
+    """On a fused backend a reduced list loss is one call of its list op (one forward and
     one backward over every tensor), not one call per discriminator; "none", mixed dtypes
-    and the reference go per member."""
+    and the reference go per member, through the family's per-call op."""
     from fastgan.backends import BACKENDS as MODULES
-    module = MODULES[backend]
+    from fastgan.registry import Family
+    list_op, one_op = MODULES[backend].LIST_OPS[Family.PAIR], MODULES[backend].OPS[Family.PAIR]
     calls, singles = [], []
-    orig_list, orig_one = module.pair_loss_list, module.pair_loss
-    monkeypatch.setattr(module, "pair_loss_list", lambda *a: (calls.append(a[0]), orig_list(*a))[1])
-    monkeypatch.setattr(module, "pair_loss", lambda *a: (singles.append(a[0]), orig_one(*a))[1])
+    orig_list, orig_one = list_op.run_list, one_op.run
+    monkeypatch.setattr(list_op, "run_list", lambda spec, *a: (calls.append(spec.name), orig_list(spec, *a))[1])
+    monkeypatch.setattr(one_op, "run", lambda spec, *a: (singles.append(spec.name), orig_one(spec, *a))[1])
     xs = [torch.randn(3), torch.randn(2, 2), torch.randn(())]
     with fastgan.use_backend(backend):
         F.hinge_d_loss(xs, xs)
@@ -345,13 +346,14 @@ def test_fused_backends_run_one_multi_tensor_op(backend, monkeypatch):
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b in ("native", "triton")])
 def test_cuda_graph_capture_goes_per_member(backend, monkeypatch):
-    """While a CUDA graph is captured the multi-tensor ops (whose per-call table a replay
-    would read from a freed host buffer) are not used: each discriminator is one call."""
-    from fastgan import backends
-    from fastgan.backends import BACKENDS as MODULES
+    """While a CUDA graph is captured the list ops (the Triton one copies a per-call table
+    that a replay would read from a freed host buffer; the native one is not verified
+    there) are not used: each discriminator is one call."""
+    from fastgan.backends import BACKENDS as MODULES, dispatch
+    from fastgan.registry import Family
     calls = []
-    monkeypatch.setattr(backends, "_capturing", lambda x: True)
-    monkeypatch.setattr(MODULES[backend], "pair_loss_list", lambda *a: calls.append(a))
+    monkeypatch.setattr(dispatch, "mode_of", lambda x: "capture")
+    monkeypatch.setattr(MODULES[backend].LIST_OPS[Family.PAIR], "run_list", lambda *a: calls.append(a))
     xs = [torch.randn(3), torch.randn(2, 2)]
     with fastgan.use_backend(backend):
         total = F.hinge_d_loss(xs, xs)
