@@ -8,9 +8,7 @@ cuobjdump.  Run it in a process without ``TRITON_INTERPRET``:
 
     python -m fastgan.tools.aot --arch 90 --arch 80 --json out.json
 
-Exit status 1 if any specialisation fails to compile.
-
-``--ptx`` compiles instead a representative set of every kernel (fp32 and bf16, reduce
+Exit status 1 if any specialisation fails to compile.  ``--ptx`` compiles instead a representative set of every kernel (fp32 and bf16, reduce
 and elementwise modes) as the runtime JIT specialises a launch (pointers 16-byte
 aligned, integer arguments divisible by 16 marked so, 1 made constants; sizes divisible
 by 16 and not), counts the PTX's global loads and stores by width (128-bit, 64, 32 and
