@@ -7,7 +7,7 @@ one thread.
   native-cpp   fastgan.F.<loss> on the native backend: C++ autograd (RaganFn / RpganFn in
                csrc/relativistic.cpp), one node, the raw ops called from C++
   native-fused the same raw ops (torch.ops.fastgan_native.*_fwd / *_bwd) under the Python
-               autograd rule of the other families, fastgan.backends.fused.Fused
+               autograd rule of the other families, fastgan.backends.fused.fused
 
 Providers are timed in interleaved rounds (each round times every provider once); the
 figure is the minimum over rounds of each round's median (interference on a shared
@@ -31,12 +31,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastgan  # noqa: E402
 from fastgan import functional as F  # noqa: E402
 from fastgan.backends.families import RAGAN_LABELS, RPGAN_GEN, Relativistic  # noqa: E402
-from fastgan.backends.fused import Fused  # noqa: E402
 from fastgan.backends.native import raw  # noqa: E402
 
 
 class FusedRaw(Relativistic):
-    """The native raw ops under fused.Fused (what the native relativistic family ran before
+    """The native raw ops under fused.fused (what the native relativistic family ran before
     its C++ autograd): the alternative being measured."""
 
     @staticmethod
@@ -104,7 +103,7 @@ def main(argv=None) -> int:
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append((name, n, best, med))
             print(name, n, {k: round(v, 1) for k, v in best.items()}, flush=True)
-    lines = [f"# Native autograd: C++ vs fused.Fused (Python), forward+backward, N + N float32 logits\n",
+    lines = ["# Native autograd: C++ vs fused.fused (Python), forward+backward, N + N float32 logits\n",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread, torch "
              f"{torch.__version__}; load average at the end {os.getloadavg()[0]:.1f}.  Minimum over "
              f"{args.rounds} interleaved rounds of each round's median (median over rounds in brackets).",

@@ -157,7 +157,7 @@ def test_ddp_matches_single_process(good_runs, name):
     if sc["backend"] == "auto":
         assert outs[0]["backend"] == ref["backend"] == "native"  # what "auto" picks on CPU
     else:
-        assert outs[0]["backend"] == f"{sc['backend']}_backend"
+        assert outs[0]["backend"] == {"torch": "torch_backend"}.get(sc["backend"], sc["backend"])
     for rank, o in enumerate(outs):
         _assert_params_equal(o["params"], ref["params"], f"rank {rank} vs single process", **tol)
         _assert_params_equal(o["params"], outs[0]["params"], f"rank {rank} vs rank 0", rtol=0.0, atol=0.0)

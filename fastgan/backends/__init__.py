@@ -4,7 +4,7 @@
 The call path: ``fastgan.functional`` checks the arguments and calls ``dispatch.run``,
 which looks the op's family up in the selected backend's ``OPS`` and asks that family op
 whether it takes the call (``interface.FamilyOp``: declared devices and modes, and why
-not); the op's launcher and autograd (``fused.Fused`` or the extension's C++ autograd)
+not); the op's launcher and autograd (``fused.fused`` or the extension's C++ autograd)
 then run its kernels.  Where an op refuses, the reference runs, for a reason the op
 declares (``fastgan info --ops`` prints them all).
 

@@ -1,4 +1,4 @@
-"""The families whose fused ops run under ``fused.Fused`` on both fused backends: what a
+"""The families whose fused ops run under ``fused.fused`` on both fused backends: what a
 call of each family is (its ``static``, the hashable options the autograd rule carries),
 how it is promoted and shaped, and its reference.  A backend's op subclasses one of these
 and adds ``forward`` / ``backward`` (its kernels or extension ops)."""
@@ -10,7 +10,6 @@ import torch
 
 from .. import reference
 from ..registry import OPS, Family
-from .fused import Fused
 from .interface import FamilyOp, lowered, promoted
 
 
@@ -28,12 +27,12 @@ RPGAN_GEN = {"rpgan_d_loss": 0, "rpgan_g_loss": 1}
 
 class Relativistic(FamilyOp):
     """RaGAN / RpGAN: ``static = (name, reduction)``; ``call(static, real, fake)`` runs the
-    op with autograd (``fused.Fused`` unless the backend has its own)."""
+    op with autograd (``fused.fused`` unless the backend has its own)."""
 
     family = Family.RELATIVISTIC
 
     def call(self, static, real, fake):
-        return Fused.apply(self, static, real, fake)
+        return self.apply(static, real, fake)
 
     def run(self, spec, tensors, kwargs, reduction):
         real, fake = promoted(*tensors)
@@ -60,7 +59,7 @@ class Divergence(FamilyOp):
     def run(self, spec, tensors, kwargs, reduction):
         a, b = promoted(*tensors)
         dim = None if spec.name == "gaussian_kl" else kwargs.get("dim", -1) % a.dim()
-        return Fused.apply(self, (spec.name, dim, reduction), a, b)
+        return self.apply((spec.name, dim, reduction), a, b)
 
     def forward(self, static, tensors):
         name, dim, reduction = static
@@ -100,7 +99,7 @@ class PairList(FamilyOp):
     def run_list(self, spec, lists, kwargs, reduction):
         nr = len(lists[0]) if len(lists) == 2 else 0
         static = (spec.name, tuple(kwargs.items()), lowered(spec, kwargs), reduction, nr)
-        return Fused.apply(self, static, *[x for xs in lists for x in xs])
+        return self.apply(static, *[x for xs in lists for x in xs])
 
     def forward(self, static, tensors):
         _, _, opts, reduction, nr = static
@@ -133,7 +132,7 @@ class FeatureMatching(FamilyOp):
     def run(self, spec, tensors, kwargs, reduction):
         reals, fakes = tensors
         scales = tuple(kwargs["scales"] or [1.0] * len(fakes))
-        return Fused.apply(self, (kwargs["p"], reduction, scales, len(reals)), *reals, *fakes)
+        return self.apply((kwargs["p"], reduction, scales, len(reals)), *reals, *fakes)
 
     def forward(self, static, tensors):
         p, reduction, scales, n = static

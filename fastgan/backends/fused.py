@@ -12,8 +12,11 @@ A fused family op provides three methods over a hashable ``static`` (its lowered
   (``create_graph=True``) or runs under vmap.  Differentiable to any order, the same
   rule as the ``"torch"`` backend.
 
-Under ``torch.compile`` the op's ``forward``/``backward`` call its custom ops (opaque to
-Dynamo, with fake implementations), so the same Function traces without graph breaks.
+``fused(op)`` is that rule as the op's ``torch.autograd.Function`` (``op.autograd``, made
+once per op: the op is closed over, not passed to ``apply``, so Dynamo traces it also
+when the options are symbolic).  Under ``torch.compile`` the op's ``forward`` /
+``backward`` call its custom ops (opaque to Dynamo, with fake implementations), so the
+same Function traces without graph breaks.
 """
 from __future__ import annotations
 
@@ -22,25 +25,45 @@ import torch
 from .modes import compiling, reference_vjp, vmapped
 
 
-class Fused(torch.autograd.Function):
-    """``Fused.apply(op, static, *tensors)``: ``op.forward`` forward, ``op.backward`` or the
-    reference's VJP backward (see the module docstring)."""
+def distinct(tensors) -> list:
+    """``tensors`` with a repeated tensor replaced by a view of it: ``real`` and ``fake`` may
+    be the same tensor, which ``torch.compile`` refuses as two inputs of one
+    ``autograd.Function``; autograd adds the paths through the view."""
+    seen = set()
+    out = []
+    for t in tensors:
+        if t is not None:
+            if id(t) in seen:
+                t = t.view_as(t)
+            else:
+                seen.add(id(t))
+        out.append(t)
+    return out
 
-    @staticmethod
-    def forward(ctx, op, static, *tensors):
-        out, saved = op.forward(static, tensors)
-        ctx.op, ctx.static, ctx.n = op, static, len(tensors)
-        ctx.save_for_backward(*tensors, *saved)
-        return out
 
-    @staticmethod
-    def backward(ctx, *grads):
-        xs = ctx.saved_tensors
-        inputs, saved = xs[:ctx.n], xs[ctx.n:]
-        needs = ctx.needs_input_grad[2:]
-        op, static = ctx.op, ctx.static
-        if not compiling() and (torch.is_grad_enabled() or vmapped(grads)):
-            res = reference_vjp(lambda *a: op.reference(static, *a), inputs, grads, needs)
-        else:
-            res = op.backward(static, inputs, saved, grads, needs)
-        return (None, None, *[g if need else None for g, need in zip(res, needs)])
+def fused(op) -> type:
+    """The ``torch.autograd.Function`` of ``op``: ``apply(static, *tensors)``, ``op.forward``
+    forward, ``op.backward`` or the reference's VJP backward (see the module docstring)."""
+
+    class Fused(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, static, *tensors):
+            out, saved = op.forward(static, tensors)
+            ctx.static, ctx.n = static, len(tensors)
+            ctx.save_for_backward(*tensors, *saved)
+            return out
+
+        @staticmethod
+        def backward(ctx, *grads):
+            xs = ctx.saved_tensors
+            inputs, saved = xs[:ctx.n], xs[ctx.n:]
+            needs = ctx.needs_input_grad[1:]
+            static = ctx.static
+            if not compiling() and (torch.is_grad_enabled() or vmapped(grads)):
+                res = reference_vjp(lambda *a: op.reference(static, *a), inputs, grads, needs)
+            else:
+                res = op.backward(static, inputs, saved, grads, needs)
+            return (None, *[g if need else None for g, need in zip(res, needs)])
+
+    Fused.__name__ = Fused.__qualname__ = f"Fused{type(op).__name__}"  # grad_fn: <FusedPairOpBackward>
+    return Fused

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ..registry import OPS, Family, OpSpec
+from .fused import distinct, fused
 from .modes import transformed
 
 MODES = ("eager", "compile", "transform", "capture")
@@ -94,6 +95,18 @@ class FamilyOp:
     devices: Dict[str, Optional[str]] = {"cpu": None, "cuda": None}
     modes: Dict[str, Optional[str]] = {"eager": None, "compile": None, "transform": NO_TRANSFORMS, "capture": None}
 
+    def __init__(self):
+        self.autograd = fused(self)  # the op's torch.autograd.Function (fused.fused's rule)
+
+    def apply(self, static, *tensors):
+        """The op with autograd: ``self.autograd.apply`` on distinct input tensors; the
+        forward alone where no gradient is recorded (no autograd node to build; and
+        Dynamo mis-traces a variadic ``autograd.Function`` whose inputs need no gradient
+        when an option is symbolic)."""
+        if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)):
+            return self.forward(static, tensors)[0]
+        return self.autograd.apply(static, *distinct(tensors))
+
     def refusal(self, mode: str, device: str) -> Optional[str]:
         """None if this op runs a call in ``mode`` on ``device``, else the reason it does not."""
         why = self.devices.get(device, f"no {device} implementation")
@@ -118,6 +131,7 @@ class ReferenceOp(FamilyOp):
     modes = {m: None for m in MODES}
 
     def __init__(self, family: Family):
+        super().__init__()
         self.family = family
 
     def run(self, spec, tensors, kwargs, reduction):

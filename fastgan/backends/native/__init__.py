@@ -6,7 +6,7 @@
   autograd (a ``torch::autograd::Function`` per op, csrc/ops.cpp), CPU and CUDA.
 * ``multi`` / ``relativistic`` / ``divergence``: raw forward/backward ops
   (``torch.ops.fastgan_native``, with Meta kernels so ``torch.compile`` traces them) under
-  the Python autograd rule every Triton family uses, ``fused.Fused``.
+  the Python autograd rule every Triton family uses, ``fused.fused``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 rows, at::vec inner loops; the forward saves the per-row log-normalisers and divergences,
 the backward is one pass; half types converted to float32 once on entry):
 ``gaussian_kl_fwd`` / ``gaussian_kl_bwd`` and ``divergence_fwd`` / ``divergence_bwd``,
-under ``fused.Fused``.  CPU kernels only."""
+under ``fused.fused``.  CPU kernels only."""
 from __future__ import annotations
 
 from ..families import Divergence
@@ -10,7 +10,7 @@ from .raw import CPU_ONLY, REDUCTION, ops
 
 
 class DivergenceOp(Divergence):
-    implementation = "csrc/divergence.cpp: row statistics + divergences forward, one pass backward; fused.Fused"
+    implementation = "csrc/divergence.cpp: row statistics + divergences forward, one pass backward; fused.fused"
     devices = {"cpu": None, "cuda": CPU_ONLY}
 
     @staticmethod

@@ -2,7 +2,7 @@
 (``pair_list_fwd``: one parallel pass over every tensor, the N per-discriminator losses;
 ``pair_list_bwd``: every gradient asked for in one pass) and feature matching
 (``fm_fwd``: one read of each map; ``fm_bwd``: one read of each pair, one write of each
-gradient), under ``fused.Fused``.  The tensors are inputs of their own, so real and
+gradient), under ``fused.fused``.  The tensors are inputs of their own, so real and
 fake of one discriminator may be the same tensor or computed from each other: autograd
 adds the paths."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ LIST_MODES = {**MODES, "capture": "the list op is not verified under CUDA-graph 
 
 
 class PairListOp(PairList):
-    implementation = "csrc pair_list_fwd / pair_list_bwd: one pass over every tensor each way; fused.Fused"
+    implementation = "csrc pair_list_fwd / pair_list_bwd: one pass over every tensor each way; fused.fused"
     modes = LIST_MODES
 
     @staticmethod
@@ -39,7 +39,7 @@ def _factors(fakes, reduction: str, scales):
 
 
 class FeatureMatchingOp(FeatureMatching):
-    implementation = "csrc fm_fwd / fm_bwd: one read of every map forward, one pass backward; fused.Fused"
+    implementation = "csrc fm_fwd / fm_bwd: one read of every map forward, one pass backward; fused.fused"
 
     @staticmethod
     def maps_forward(reals, fakes, p, reduction, scales):

@@ -1,6 +1,6 @@
 """The extension's raw forward/backward ops, ``torch.ops.fastgan_native`` (registered by
 csrc/*.cpp with CPU, CUDA where there is a kernel, and Meta kernels), for the families
-that run them under ``fused.Fused``."""
+that run them under ``fused.fused``."""
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,6 @@
 """The ``"triton"`` backend: the kernels of ``kernels/``, one module per family, each with
 its launchers, the custom ops ``torch.compile`` traces and its family op (the one
-interface of ``backends.interface``); every family's autograd is ``fused.Fused``.
+interface of ``backends.interface``); every family's autograd is ``fused.fused``.
 
 * ``pair`` / ``bce`` / ``penalty`` / ``relativistic`` / ``divergence``: one op each.
 * ``multi``: the multi-tensor ops (a pair loss over lists of discriminators; feature

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ... import reference
 from ...registry import Family
-from ..fused import Fused
 from ..interface import FamilyOp, promoted
 from ..modes import compiling, reference_vjp
 from .launch import acc_dtype, custom_op, fake_like, flat, kernels, one_pass, weight
@@ -103,11 +102,11 @@ def _(x, t, weight, pos_weight, reduction, up, needs):
 
 class BCEOp(FamilyOp):
     family = Family.BCE
-    implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.Fused"
+    implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.fused"
 
     def run(self, spec, tensors, kwargs, reduction):
         x, t = promoted(*tensors)
-        out = Fused.apply(self, reduction, x, t, kwargs["weight"], kwargs["pos_weight"])
+        out = self.apply(reduction, x, t, kwargs["weight"], kwargs["pos_weight"])
         return out.to(tensors[1].dtype)  # torch's drop-in: the result has the target's dtype
 
     @staticmethod

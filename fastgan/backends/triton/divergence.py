@@ -176,7 +176,7 @@ def _(p, q, dim, js, reduction, stat, rowdiv, up, needs):
 
 class DivergenceOp(Divergence):
     implementation = "kernels/divergence.py: row statistics + one pass + a finisher forward, one pass backward; " \
-                     "fused.Fused"
+                     "fused.fused"
 
     @staticmethod
     def gkl_forward(mu, lv, reduction):

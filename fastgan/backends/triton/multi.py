@@ -124,7 +124,7 @@ def _(reals, fakes, kind, params, reduction, up, needs):
 
 
 class PairListOp(PairList):
-    implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.Fused"
+    implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.fused"
     modes = MODES
 
     @staticmethod
@@ -219,7 +219,7 @@ def _(reals, fakes, p, weights, up, needs):
 
 
 class FeatureMatchingOp(FeatureMatching):
-    implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.Fused"
+    implementation = "kernels/multi.py: one multi-tensor launch (+ one sum) forward, one backward; fused.fused"
     modes = MODES
 
     @staticmethod

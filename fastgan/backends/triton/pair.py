@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from ...registry import OPS, Family, Kind, PairOptions, Side
-from ..fused import Fused
 from ..interface import FamilyOp, lowered, promoted
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, weight
@@ -116,15 +115,15 @@ def _(real, fake, kind, params, reduction, grads):
 
 class PairOp(FamilyOp):
     family = Family.PAIR
-    implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.Fused"
+    implementation = "kernels/losses.py: one launch (+ a sum of partials) forward, one backward; fused.fused"
 
     def run(self, spec, tensors, kwargs, reduction):
         opts = lowered(spec, kwargs)
         static = (spec.name, tuple(kwargs.items()), opts, reduction)
         if len(tensors) == 1:
-            return Fused.apply(self, static, None, tensors[0])
+            return self.apply(static, None, tensors[0])
         real, fake = promoted(*tensors)
-        out = Fused.apply(self, static, real, fake)
+        out = self.apply(static, real, fake)
         if reduction == "none" and tensors[0].dtype != tensors[1].dtype:
             # "none" of inputs of two dtypes: each side's terms in its input's dtype
             return out[0].to(tensors[0].dtype), out[1].to(tensors[1].dtype)

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ... import reference
 from ...registry import Family
-from ..fused import Fused
 from ..interface import FamilyOp
 from ..modes import compiling
 from .launch import acc_dtype, bias, custom_op, fake_like, flat, kernels, rows, weight
@@ -86,11 +85,11 @@ def _(g, sq, center, one_sided, reduction, up):
 
 class PenaltyOp(FamilyOp):
     family = Family.PENALTY
-    implementation = "kernels/penalty.py: row sums + a finisher forward, one pass backward; fused.Fused"
+    implementation = "kernels/penalty.py: row sums + a finisher forward, one pass backward; fused.fused"
 
     def run(self, spec, tensors, kwargs, reduction):
         static = (float(kwargs.get("center", 1.0)), bool(kwargs.get("one_sided", False)), reduction)
-        return Fused.apply(self, static, tensors[0])
+        return self.apply(static, tensors[0])
 
     @staticmethod
     def forward(static, tensors):

@@ -191,7 +191,7 @@ def _(real, fake, gen, reduction, up, needs):
 # --------------------------------------------------------------------------- the family op
 
 class RelativisticOp(Relativistic):
-    implementation = "kernels/relativistic.py: sums + one fused pass forward, one pass backward; fused.Fused"
+    implementation = "kernels/relativistic.py: sums + one fused pass forward, one pass backward; fused.fused"
 
     @staticmethod
     def forward(static, tensors):
