@@ -459,3 +459,12 @@ def test_compare_quick_refuses_the_steps_and_seeds_it_would_ignore(monkeypatch, 
         cli.main(["compare", "--quick", option, "3"])
     assert exc.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "-1"], ["--arch", "0"], ["--arch", "-90"]])
+def test_aot_rejects_non_positive_workers_and_arch(argv, capsys):
+    from fastgan.tools import aot
+    with pytest.raises(SystemExit) as exc:
+        aot.main(argv)
+    assert exc.value.code == 2
+    assert "must be a positive integer" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List
 
 from .aot_text import COVERAGE_PREAMBLE, PTX_PREAMBLE
+from .args import positive_int
 
 
 def _entries():
@@ -531,10 +532,10 @@ def to_markdown(rows: List[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fastgan.tools.aot", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", type=int, action="append", help="compute capability, e.g. 90 (repeatable)")
+    p.add_argument("--arch", type=positive_int, action="append", help="compute capability, e.g. 90 (repeatable)")
     p.add_argument("--json", help="write the rows as JSON here")
     p.add_argument("--markdown", help="write a markdown table here")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--ptx", action="store_true",
                    help="the runtime JIT's specialisations of each kernel: global access widths, "
                         "registers, spills, H100 occupancy (markdown/json as above)")
